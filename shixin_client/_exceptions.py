@@ -1,0 +1,146 @@
+"""The error tree. Every failure the SDK raises is a :class:`ShixinError`.
+
+::
+
+    ShixinError
+    ├── InvalidInputError(ShixinError, ValueError)          bad input, found on the client
+    ├── ShixinConnectionError(ShixinError, ConnectionError)  refused, reset, DNS, TLS handshake
+    │   └── ShixinTimeoutError(ShixinConnectionError, TimeoutError)
+    ├── ServerError                                           the server said no
+    │   ├── ModelNotFoundError       404 / NOT_FOUND
+    │   ├── RequestRejectedError     400 / INVALID_ARGUMENT, FAILED_PRECONDITION, ...
+    │   └── ServerUnavailableError   503 / UNAVAILABLE, 429 / RESOURCE_EXHAUSTED (retried)
+    ├── BadResponseError              an answer that is not what the model promised
+    └── MissingDependencyError(ShixinError, ImportError)     an optional extra is missing
+
+Builtins are mixed in so that ``except TimeoutError`` keeps working next to
+``except ShixinError``. This module imports no transport library: mapping a library's
+errors onto this tree happens at each transport's boundary, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+# tf-serving-protocol.md §1.8: the REST status for each TF status name.
+HTTP_STATUS_BY_CODE: dict[str, int] = {
+    "OK": 200,
+    "CANCELLED": 499,
+    "UNKNOWN": 500,
+    "INVALID_ARGUMENT": 400,
+    "DEADLINE_EXCEEDED": 504,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "PERMISSION_DENIED": 403,
+    "RESOURCE_EXHAUSTED": 429,
+    "FAILED_PRECONDITION": 400,
+    "ABORTED": 409,
+    "OUT_OF_RANGE": 400,
+    "UNIMPLEMENTED": 501,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+    "DATA_LOSS": 500,
+    "UNAUTHENTICATED": 401,
+}
+
+# The reverse direction is ambiguous (400 has three names); pick the common one.
+CODE_BY_HTTP_STATUS: dict[int, str] = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+class ShixinError(Exception):
+    """Base class of every error raised by shixin_client."""
+
+
+class InvalidInputError(ShixinError, ValueError):
+    """The input cannot be recognised; found before anything was sent.
+
+    ``input`` names the offending item (a path, ``bytes[123]``, ``item 3``...).
+    """
+
+    def __init__(self, input_name: str, problem: str) -> None:
+        self.input = input_name
+        self.problem = problem
+        super().__init__(f"{input_name}: {problem}")
+
+
+class ShixinConnectionError(ShixinError, ConnectionError):
+    """The server could not be reached or the connection broke."""
+
+
+class ShixinTimeoutError(ShixinConnectionError, TimeoutError):
+    """A deadline passed before the answer arrived."""
+
+
+class ServerError(ShixinError):
+    """The server answered with an error.
+
+    ``code`` is TF Serving's status name (``NOT_FOUND``...), ``message`` its text;
+    ``http_status`` or ``grpc_code`` says which transport carried it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        http_status: Optional[int] = None,
+        grpc_code: Optional[str] = None,
+        endpoint: Optional[str] = None,
+    ) -> None:
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+        self.grpc_code = grpc_code
+        self.endpoint = endpoint
+        where = f" from {endpoint}" if endpoint else ""
+        status = f"HTTP {http_status}" if http_status is not None else (grpc_code or code)
+        super().__init__(f"{status} {code}{where}: {message}")
+
+
+class ModelNotFoundError(ServerError):
+    """No such model, version or version label on the server."""
+
+
+class RequestRejectedError(ServerError):
+    """The server refused the request as invalid (bad signature, dtype, shape...)."""
+
+
+class ServerUnavailableError(ServerError):
+    """The server is overloaded or not ready; the request may succeed if retried."""
+
+
+class BadResponseError(ShixinError):
+    """The server's answer does not parse or does not match what was asked."""
+
+
+class MissingDependencyError(ShixinError, ImportError):
+    """An optional dependency is not installed; the message gives the pip command."""
+
+    def __init__(self, feature: str, extra: str) -> None:
+        super().__init__(f"{feature} needs the [{extra}] extra: pip install 'shixin-client[{extra}]'")
+
+
+def error_class_for_code(code: str, message: str = "") -> type[ServerError]:
+    """The one table from TF Serving status names to classes, shared by both transports."""
+    if code == "NOT_FOUND":
+        return ModelNotFoundError
+    if code == "INVALID_ARGUMENT" and message.startswith("Unrecognized servable version label"):
+        # tf-serving-protocol.md §1.8: an unknown label is a 400, but it is a missing model.
+        return ModelNotFoundError
+    if code in ("UNAVAILABLE", "RESOURCE_EXHAUSTED"):
+        return ServerUnavailableError
+    if code in ("INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE"):
+        return RequestRejectedError
+    return ServerError

@@ -1,0 +1,81 @@
+"""Model facts: the one place that says what the captcha model reads and emits.
+
+Training, export, the local server and the client all import these names, so the
+alphabet, blank index, label length, image size and wire names can never drift apart.
+A served model may describe itself differently (see the ``describe`` signature);
+:class:`CaptchaSpec` is the shape that description takes, and :data:`DEFAULT_SPEC`
+is the reference model's, used when a model says nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Classes 0..35 of the reference model, in output order. Labels are case-insensitive.
+CHARSET = "0123456789abcdefghijklmnopqrstuvwxyz"
+#: The CTC blank is the last class, as in the reference model (index 36).
+BLANK_INDEX = len(CHARSET)
+NUM_CLASSES = len(CHARSET) + 1
+#: Every captcha on the site has exactly four characters.
+LABEL_LENGTH = 4
+IMAGE_HEIGHT = 70
+IMAGE_WIDTH = 160
+IMAGE_CHANNELS = 1
+#: The reference CNN pools the width by 4: 160 / 4 = 40 CTC time steps.
+TIME_STEPS = 40
+
+# TensorFlow Serving's ports (tf-serving-protocol.md §2 and §4).
+DEFAULT_GRPC_PORT = 8500
+DEFAULT_REST_PORT = 8501
+DEFAULT_MODEL_NAME = "shixin"
+
+# The exported SavedModel's signatures and tensor aliases (export/ writes them, the
+# client and the local server read them).
+SIGNATURE_FLOAT = "serving_default"
+SIGNATURE_BYTES = "serving_bytes"
+SIGNATURE_DESCRIBE = "describe"
+INPUT_FLOAT = "the_input"
+INPUT_BYTES = "image_bytes"
+INPUT_DESCRIBE = "batch"
+OUTPUT_SOFTMAX = "out_dense"
+DESCRIBE_OUTPUTS = ("charset", "blank_index", "label_length", "height", "width", "time_steps")
+
+
+@dataclass(frozen=True)
+class CaptchaSpec:
+    """What a recognition model expects and emits; everything decoding needs to know."""
+
+    charset: str = CHARSET
+    blank_index: int = BLANK_INDEX
+    label_length: int = LABEL_LENGTH
+    height: int = IMAGE_HEIGHT
+    width: int = IMAGE_WIDTH
+    time_steps: int = TIME_STEPS
+
+    def __post_init__(self) -> None:
+        if not self.charset:
+            raise ValueError("CaptchaSpec.charset must not be empty")
+        if len(set(self.charset)) != len(self.charset):
+            raise ValueError(f"CaptchaSpec.charset has repeated characters: {self.charset!r}")
+        if not 0 <= self.blank_index <= len(self.charset):
+            raise ValueError(
+                f"CaptchaSpec.blank_index {self.blank_index} is outside 0..{len(self.charset)}"
+            )
+        for name in ("label_length", "height", "width", "time_steps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"CaptchaSpec.{name} must be positive")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.charset) + 1
+
+    def class_to_char(self, index: int) -> str:
+        """Map a non-blank class index to its character (the blank may sit anywhere)."""
+        return self.charset[index if index < self.blank_index else index - 1]
+
+    def char_to_class(self, char: str) -> int:
+        position = self.charset.index(char)
+        return position if position < self.blank_index else position + 1
+
+
+DEFAULT_SPEC = CaptchaSpec()
