@@ -160,7 +160,9 @@ def _decode(data: bytes, name: str, limits: ImageLimits) -> Image.Image:
     return picture
 
 
-def open_image(image: ImageInput, name: str | None = None, limits: ImageLimits = DEFAULT_LIMITS) -> Image.Image:
+def open_image(
+    image: ImageInput, name: str | None = None, limits: ImageLimits = DEFAULT_LIMITS
+) -> Image.Image:
     """Decode any accepted input into a checked, upright PIL image (first frame only)."""
     name = name or input_name(image)
     data = read_source(image, name, limits)
@@ -178,7 +180,9 @@ def open_image(image: ImageInput, name: str | None = None, limits: ImageLimits =
             name, f"image is {width}x{height}, smaller than {limits.min_width}x{limits.min_height}"
         )
     if width * height > limits.max_pixels:
-        raise InvalidInputError(name, f"image is {width}x{height} pixels, over the {limits.max_pixels}-pixel limit")
+        raise InvalidInputError(
+            name, f"image is {width}x{height} pixels, over the {limits.max_pixels}-pixel limit"
+        )
     return picture
 
 

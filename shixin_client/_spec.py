@@ -58,9 +58,7 @@ class CaptchaSpec:
         if len(set(self.charset)) != len(self.charset):
             raise ValueError(f"CaptchaSpec.charset has repeated characters: {self.charset!r}")
         if not 0 <= self.blank_index <= len(self.charset):
-            raise ValueError(
-                f"CaptchaSpec.blank_index {self.blank_index} is outside 0..{len(self.charset)}"
-            )
+            raise ValueError(f"CaptchaSpec.blank_index {self.blank_index} is outside 0..{len(self.charset)}")
         for name in ("label_length", "height", "width", "time_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"CaptchaSpec.{name} must be positive")

@@ -1,0 +1,74 @@
+"""Results and server descriptions as plain frozen dataclasses, shared by every transport."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One recognised captcha.
+
+    ``confidence`` is the product of the per-character probabilities (greedy path);
+    ``softmax`` is the raw [time_steps, classes] output, kept only when asked for.
+    """
+
+    text: str
+    confidence: float
+    char_probabilities: tuple[float, ...]
+    softmax: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """One entry of TF Serving's ``model_version_status`` (tf-serving-protocol.md §1.7)."""
+
+    version: int
+    state: str  # UNKNOWN, START, LOADING, AVAILABLE, UNLOADING, END
+    error_code: str = "OK"
+    error_message: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.state == "AVAILABLE"
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    name: str
+    versions: tuple[VersionStatus, ...]
+
+    @property
+    def ready(self) -> bool:
+        return any(v.available for v in self.versions)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A signature input or output: alias, dtype name (``DT_FLOAT``), shape (-1 unknown)."""
+
+    name: str
+    dtype: str
+    shape: Optional[tuple[int, ...]]  # None for unknown rank
+    tensor_name: str = ""
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    name: str
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    method_name: str = "tensorflow/serving/predict"
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    name: str
+    version: Optional[int]
+    signatures: tuple[SignatureInfo, ...]
+
+    def signature(self, name: str) -> Optional[SignatureInfo]:
+        return next((s for s in self.signatures if s.name == name), None)

@@ -1,0 +1,1 @@
+"""Captcha generator, model presets, data pipeline and the training command (needs TensorFlow)."""
