@@ -88,6 +88,7 @@ class ServerError(ShixinError):
 
     ``code`` is TF Serving's status name (``NOT_FOUND``...), ``message`` its text;
     ``http_status`` or ``grpc_code`` says which transport carried it.
+    ``retry_after`` is the server's own hint for when to retry, if it gave one.
     """
 
     def __init__(
@@ -98,12 +99,15 @@ class ServerError(ShixinError):
         http_status: Optional[int] = None,
         grpc_code: Optional[str] = None,
         endpoint: Optional[str] = None,
+        retry_after: Optional[float] = None,
     ) -> None:
         self.message = message
         self.code = code
         self.http_status = http_status
         self.grpc_code = grpc_code
         self.endpoint = endpoint
+        #: Seconds the server asked the client to wait before retrying (HTTP Retry-After).
+        self.retry_after = retry_after
         where = f" from {endpoint}" if endpoint else ""
         status = f"HTTP {http_status}" if http_status is not None else (grpc_code or code)
         super().__init__(f"{status} {code}{where}: {message}")
