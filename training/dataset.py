@@ -1,0 +1,100 @@
+"""Generated captchas as model-ready arrays: a pre-rendered pool, a fresh stream, and the CLI's files.
+
+Images go through ``shixin_client._images.preprocess`` (the one preprocessing), so the
+model trains on exactly what users' clients will send it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from shixin_client._images import preprocess
+from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
+
+from .generator import captcha_at
+
+
+@dataclass
+class Batch:
+    images: np.ndarray  # uint8 [N, H, W, 1] in {0, 1}
+    labels: np.ndarray  # int32 [N, label_length] class ids
+    texts: list[str]  # lowercase labels
+    styles: list[str]
+
+
+def encode_label(text: str, spec: CaptchaSpec = DEFAULT_SPEC) -> list[int]:
+    if len(text) != spec.label_length:
+        raise ValueError(f"label {text!r} has {len(text)} characters, the model reads {spec.label_length}")
+    return [spec.char_to_class(ch) for ch in text.lower()]
+
+
+def render(seed: int, start: int, count: int, spec: CaptchaSpec = DEFAULT_SPEC) -> Batch:
+    images = np.empty((count, spec.height, spec.width, 1), dtype=np.uint8)
+    labels = np.empty((count, spec.label_length), dtype=np.int32)
+    texts, styles = [], []
+    for i in range(count):
+        captcha = captcha_at(seed, start + i)
+        images[i] = preprocess(captcha.image, spec).astype(np.uint8)
+        labels[i] = encode_label(captcha.label, spec)
+        texts.append(captcha.label)
+        styles.append(captcha.style)
+    return Batch(images, labels, texts, styles)
+
+
+def _render_chunk(args: tuple[int, int, int]) -> Batch:
+    return render(*args)
+
+
+def render_parallel(seed: int, count: int, workers: int = 2, chunk: int = 2000, start: int = 0) -> Batch:
+    """Render ``count`` images in worker processes; the result is identical to :func:`render`."""
+    jobs = [(seed, s, min(chunk, start + count - s)) for s in range(start, start + count, chunk)]
+    if workers <= 1:
+        parts = [_render_chunk(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            parts = list(pool.map(_render_chunk, jobs))
+    return Batch(
+        np.concatenate([p.images for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        [t for p in parts for t in p.texts],
+        [s for p in parts for s in p.styles],
+    )
+
+
+def fresh_examples(
+    seed: int, spec: CaptchaSpec = DEFAULT_SPEC, start: int = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """An endless stream of never-repeated (image float32, label ids) pairs for ``seed``."""
+    index = start
+    while True:
+        batch = render(seed, index, 1, spec)
+        yield batch.images[0].astype(np.float32), batch.labels[0]
+        index += 1
+
+
+def stream_dataset(seed: int, batch_size: int, spec: CaptchaSpec = DEFAULT_SPEC, start: int = 0):  # type: ignore[no-untyped-def]
+    """A ``tf.data`` pipeline that renders fresh captchas while the model trains."""
+    import tensorflow as tf
+
+    signature = (
+        tf.TensorSpec((spec.height, spec.width, 1), tf.float32),
+        tf.TensorSpec((spec.label_length,), tf.int32),
+    )
+    dataset = tf.data.Dataset.from_generator(
+        lambda: fresh_examples(seed, spec, start), output_signature=signature
+    )
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def pool_dataset(batch: Batch, batch_size: int, seed: int):  # type: ignore[no-untyped-def]
+    """A shuffled ``tf.data`` pipeline over a pre-rendered pool (uint8 kept, cast per batch)."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((batch.images, batch.labels))
+    dataset = dataset.shuffle(len(batch.images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y))
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,180 @@
+"""CLI: train a preset from scratch on generated captchas, with a fixed seed.
+
+    python -m training.train --preset default --out runs/default --seed 1
+
+CTC loss on the logits with the true input length (all 40 steps; the reference passed
+38), validation on fresh captchas every epoch (a seed never used for training),
+best-checkpoint on validation exact match, learning-rate decay on plateau, early
+stopping, resume (``--resume``), progress on the terminal and in ``<out>/train.log``.
+At the end it writes the training curve and the evaluation report (training.evaluate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
+
+from . import evaluate
+from .dataset import Batch, pool_dataset, render, render_parallel, stream_dataset
+from .model import build_model, logits_model
+
+log = logging.getLogger("training")
+
+#: Seeds for the data streams; a model is never trained on the validation or test seed.
+TRAIN_SEED_OFFSET = 0
+VALIDATION_SEED = 900_001
+TEST_SEED = 900_002
+
+
+def ctc_loss(spec: CaptchaSpec):  # type: ignore[no-untyped-def]
+    """CTC on logits; every captcha has spec.label_length characters and spec.time_steps steps."""
+    import tensorflow as tf
+
+    def loss(labels, logits):  # type: ignore[no-untyped-def]
+        batch = tf.shape(logits)[0]
+        return tf.nn.ctc_loss(
+            labels=tf.cast(labels, tf.int32),
+            logits=logits,
+            label_length=tf.fill([batch], spec.label_length),
+            logit_length=tf.fill([batch], tf.shape(logits)[1]),
+            logits_time_major=False,
+            blank_index=spec.blank_index,
+        )
+
+    return loss
+
+
+def _setup_logging(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(out / "train.log")):
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def _exact_match(model, batch: Batch, spec: CaptchaSpec) -> float:  # type: ignore[no-untyped-def]
+    softmax = model.predict(batch.images.astype(np.float32), batch_size=256, verbose=0)
+    texts = evaluate.decode(softmax, spec)
+    return float(np.mean([t == y for t, y in zip(texts, batch.texts, strict=True)]))
+
+
+def train(args: argparse.Namespace) -> Path:
+    import keras
+
+    spec = DEFAULT_SPEC
+    keras.utils.set_random_seed(args.seed)
+    out: Path = args.out
+    _setup_logging(out)
+    log.info("command: %s", " ".join(sys.argv))
+    state_path = out / "state.json"
+    history_path = out / "history.json"
+    last_path, best_path = out / "last.keras", out / "best.keras"
+    history: list[dict[str, float]] = []
+    start_epoch, best, lr, stale = 0, -1.0, args.lr, 0
+    model = build_model(args.preset, spec)
+    if args.resume and last_path.exists():
+        model = keras.models.load_model(last_path)
+        state = json.loads(state_path.read_text())
+        start_epoch, best, lr, stale = state["epoch"], state["best"], state["lr"], state["stale"]
+        history = json.loads(history_path.read_text())
+        log.info("resumed at epoch %d (best %.4f, lr %.2e)", start_epoch, best, lr)
+    log.info("preset %s: %d parameters", args.preset, model.count_params())
+    trainer = logits_model(model)
+    optimizer = keras.optimizers.Adam(learning_rate=lr, amsgrad=True, clipnorm=5.0)
+    trainer.compile(optimizer=optimizer, loss=ctc_loss(spec))
+
+    train_seed = args.seed + TRAIN_SEED_OFFSET
+    if args.source == "pool":
+        t0 = time.time()
+        pool = render_parallel(train_seed, args.train_size, workers=args.workers)
+        log.info("rendered %d training captchas in %.0f s", args.train_size, time.time() - t0)
+        dataset = pool_dataset(pool, args.batch_size, args.seed)
+        steps = None
+    else:
+        dataset = stream_dataset(train_seed, args.batch_size, spec, start=start_epoch * args.train_size)
+        steps = args.train_size // args.batch_size
+
+    started = time.time()
+    for epoch in range(start_epoch, args.epochs):
+        t0 = time.time()
+        fit = trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=2 if args.verbose else 0)
+        loss = float(fit.history["loss"][-1])
+        val = render(VALIDATION_SEED, epoch * args.val_size, args.val_size, spec)
+        accuracy = _exact_match(model, val, spec)
+        history.append({"epoch": epoch + 1, "loss": loss, "val_accuracy": accuracy, "lr": lr})
+        improved = accuracy > best
+        if improved:
+            best, stale = accuracy, 0
+            model.save(best_path)
+        else:
+            stale += 1
+        log.info(
+            "epoch %d/%d loss %.4f val_exact %.4f best %.4f lr %.2e %.0fs%s",
+            epoch + 1, args.epochs, loss, accuracy, best, lr, time.time() - t0, " *" if improved else "",
+        )  # fmt: skip
+        if stale and stale % args.lr_patience == 0:
+            lr = max(lr * args.lr_factor, args.min_lr)
+            trainer.optimizer.learning_rate.assign(lr)
+            log.info("learning rate -> %.2e", lr)
+        model.save(last_path)
+        state_path.write_text(json.dumps({"epoch": epoch + 1, "best": best, "lr": lr, "stale": stale}))
+        history_path.write_text(json.dumps(history, indent=1))
+        if stale >= args.patience:
+            log.info("early stop: no improvement for %d epochs", stale)
+            break
+        if args.time_budget and time.time() - started > args.time_budget * 60:
+            log.info("stopping: the %d-minute time budget is spent", args.time_budget)
+            break
+
+    evaluate.plot_curve(history, out / "training_curve.png")
+    best_model = keras.models.load_model(best_path)
+    report = evaluate.evaluate(best_model, TEST_SEED, args.test_size, spec, workers=args.workers)
+    evaluate.write_report(report, out, command=" ".join(["python -m training.train", *sys.argv[1:]]))
+    log.info(
+        "test exact match %.4f on %d captchas (seed %d)", report["exact_match"], args.test_size, TEST_SEED
+    )
+    return best_path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="default", choices=["default", "seed"])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--source", choices=["pool", "stream"], default="pool",
+                        help="pool: render --train-size captchas once (fast); stream: fresh ones every step")  # fmt: skip
+    parser.add_argument("--train-size", type=int, default=100_000)
+    parser.add_argument("--val-size", type=int, default=2_000)
+    parser.add_argument("--test-size", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr-factor", type=float, default=0.3)
+    parser.add_argument("--lr-patience", type=int, default=2)
+    parser.add_argument("--min-lr", type=float, default=1e-5)
+    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--time-budget", type=int, default=0, help="minutes; stop after the epoch that passes it"
+    )
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
