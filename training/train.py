@@ -150,8 +150,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", default="default", choices=["default", "seed"])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--source", choices=["pool", "stream"], default="pool",
-                        help="pool: render --train-size captchas once (fast); stream: fresh ones every step")  # fmt: skip
+    parser.add_argument(
+        "--source",
+        choices=["pool", "stream"],
+        default="pool",
+        help="pool: render --train-size captchas once (fast); stream: fresh ones every step",
+    )
     parser.add_argument("--train-size", type=int, default=100_000)
     parser.add_argument("--val-size", type=int, default=2_000)
     parser.add_argument("--test-size", type=int, default=10_000)
