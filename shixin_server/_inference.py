@@ -1,0 +1,205 @@
+"""Running a signature: input validation, TF error mapping, and optional request batching.
+
+Inputs are checked against the signature before TensorFlow sees them, so a bad request
+gets a TF Serving-style message instead of a Python traceback. The batcher merges
+concurrent requests for the same model version and signature along dim 0, runs them
+as one call, and hands each caller its own rows back in order (--enable_batching).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from ._config_files import BatchingOptions
+from ._json_tensor import dtype_name
+from ._repository import LoadedVersion
+from ._status import ServingError, invalid_argument
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A callable signature of a loaded version, with what validation needs."""
+
+    loaded: LoadedVersion
+    name: str
+    function: Any
+    input_specs: dict[str, tf.TensorSpec]
+    output_names: tuple[str, ...]
+
+    @property
+    def input_dtypes(self) -> dict[str, int]:
+        return {alias: spec.dtype.as_datatype_enum for alias, spec in self.input_specs.items()}
+
+
+def find_signature(loaded: LoadedVersion, name: str) -> Signature | None:
+    function = loaded.functions.get(name)
+    if function is None:
+        return None
+    input_specs = dict(function.structured_input_signature[1])
+    output_names = tuple(sorted(loaded.signature_defs.signature_def[name].outputs))
+    return Signature(loaded, name, function, input_specs, output_names)
+
+
+def check_inputs(signature: Signature, inputs: Mapping[str, np.ndarray], dtypes: Mapping[str, int]) -> None:
+    """Dtype and shape against the signature; ``dtypes`` are what the client declared."""
+    for index, alias in enumerate(sorted(signature.input_specs)):
+        spec = signature.input_specs[alias]
+        declared = dtypes[alias]
+        if declared != spec.dtype.as_datatype_enum:
+            raise invalid_argument(
+                f"Expects arg[{index}] to be {dtype_name(spec.dtype.as_datatype_enum)} but "
+                f"{dtype_name(declared)} is provided"
+            )
+        shape = inputs[alias].shape
+        if not spec.shape.is_compatible_with(shape):
+            expected = "[" + ",".join("-1" if dim is None else str(dim) for dim in spec.shape.as_list()) + "]"
+            got = "[" + ",".join(str(dim) for dim in shape) + "]"
+            raise invalid_argument(
+                f"Input {alias} of signature {signature.name} has shape {got}, which does not match the "
+                f"signature's shape {expected}"
+            )
+
+
+def execute(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One call into TensorFlow (on a worker thread); TF's own failures become statuses."""
+    tensors = {
+        alias: tf.constant(inputs[alias], dtype=spec.dtype) for alias, spec in signature.input_specs.items()
+    }
+    try:
+        result = signature.function(**tensors)
+    except tf.errors.InvalidArgumentError as exc:
+        raise invalid_argument(exc.message) from None
+    except tf.errors.OpError as exc:
+        raise ServingError("INTERNAL", exc.message) from None
+    except Exception as exc:  # the server must outlive any model failure
+        raise ServingError("INTERNAL", f"{type(exc).__name__}: {exc}") from None
+    return {alias: np.asarray(value.numpy()) for alias, value in result.items()}
+
+
+@dataclass
+class _Pending:
+    inputs: dict[str, np.ndarray]
+    size: int
+    future: asyncio.Future[dict[str, np.ndarray]]
+
+
+@dataclass
+class _Queue:
+    signature: Signature
+    items: list[_Pending] = field(default_factory=list)
+    size: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+class Runner:
+    """Runs signatures on the executor, merging concurrent requests when batching is on."""
+
+    def __init__(self, executor: Executor, batching: BatchingOptions | None) -> None:
+        self._executor = executor
+        self._batching = batching
+        self._queues: dict[tuple[Any, ...], _Queue] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(batching.num_batch_threads) if batching else None
+        #: How many times TensorFlow was called; tests and metrics read it.
+        self.calls = 0
+
+    async def run(self, signature: Signature, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        size = _batch_size(inputs)
+        if self._batching is None or size is None:
+            return await self._call(signature, inputs)
+        if size > self._batching.max_batch_size:
+            raise invalid_argument(
+                f"Task size {size} is larger than maximum input batch size {self._batching.max_batch_size}"
+            )
+        loop = asyncio.get_running_loop()
+        key = (
+            signature.loaded.name,
+            signature.loaded.version,
+            signature.name,
+            tuple((alias, array.dtype.str, array.shape[1:]) for alias, array in sorted(inputs.items())),
+        )
+        queue = self._queues.get(key)
+        if queue is not None and queue.size + size > self._batching.max_batch_size:
+            self._flush(key)
+        queue = self._queues.setdefault(key, _Queue(signature))
+        pending = _Pending(inputs, size, loop.create_future())
+        queue.items.append(pending)
+        queue.size += size
+        if queue.size >= self._batching.max_batch_size:
+            self._flush(key)
+        elif queue.timer is None:
+            queue.timer = loop.call_later(self._batching.batch_timeout_micros / 1e6, self._flush, key)
+        return await pending.future
+
+    async def _call(self, signature: Signature, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.calls += 1
+        return await asyncio.get_running_loop().run_in_executor(self._executor, execute, signature, inputs)
+
+    def _flush(self, key: tuple[Any, ...]) -> None:
+        queue = self._queues.pop(key, None)
+        if queue is None:
+            return
+        if queue.timer is not None:
+            queue.timer.cancel()
+        task = asyncio.get_running_loop().create_task(self._run_batch(queue))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run_batch(self, queue: _Queue) -> None:
+        assert self._slots is not None
+        items = queue.items
+        async with self._slots:
+            merged = {
+                alias: np.concatenate([item.inputs[alias] for item in items]) for alias in items[0].inputs
+            }
+            try:
+                outputs = await self._call(queue.signature, merged)
+                results = _split(outputs, [item.size for item in items])
+            except ServingError as exc:
+                for item in items:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                return
+        for item, result in zip(items, results):
+            if not item.future.done():
+                item.future.set_result(result)
+
+    async def drain(self) -> None:
+        """Run everything still queued now (shutdown must not wait out batch timeouts)."""
+        for key in list(self._queues):
+            self._flush(key)
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+
+def _batch_size(inputs: Mapping[str, np.ndarray]) -> int | None:
+    sizes = {array.shape[0] if array.ndim else None for array in inputs.values()}
+    if len(sizes) != 1:
+        return None
+    (size,) = sizes
+    return size if size else None
+
+
+def _split(outputs: dict[str, np.ndarray], sizes: list[int]) -> list[dict[str, np.ndarray]]:
+    if len(sizes) == 1:
+        return [outputs]
+    total = sum(sizes)
+    for alias, tensor in outputs.items():
+        if tensor.ndim == 0 or tensor.shape[0] != total:
+            raise ServingError(
+                "FAILED_PRECONDITION",
+                f"Batched output tensor {alias} has shape {list(tensor.shape)}; its 0th dimension does not "
+                f"equal the sum of the 0th dimension sizes of the input tensors ({total})",
+            )
+    bounds = np.cumsum([0, *sizes])
+    return [
+        {alias: tensor[start:stop] for alias, tensor in outputs.items()}
+        for start, stop in zip(bounds[:-1], bounds[1:])
+    ]
