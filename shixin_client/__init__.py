@@ -3,6 +3,10 @@
 Importing this package never imports TensorFlow, gRPC or any optional extra.
 """
 
+import logging
+
+from ._client import AsyncShixinClient, ShixinClient
+from ._config import Headers, ModelRef, RetryPolicy, Timeout, TLSConfig, server_from_env
 from ._exceptions import (
     BadResponseError,
     InvalidInputError,
@@ -15,21 +19,56 @@ from ._exceptions import (
     ShixinError,
     ShixinTimeoutError,
 )
+from ._models import ModelMetadata, ModelStatus, Prediction, SignatureInfo, TensorInfo, VersionStatus
 from ._spec import DEFAULT_SPEC, CaptchaSpec
+from ._transports.mock import AsyncMockTransport, MockRequest, MockTransport
+from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
 
 __all__ = [
+    "NOT_GIVEN",
+    "AsyncMockTransport",
+    "AsyncShixinClient",
     "BadResponseError",
     "CaptchaSpec",
     "DEFAULT_SPEC",
+    "Headers",
     "InvalidInputError",
     "MissingDependencyError",
+    "MockRequest",
+    "MockTransport",
+    "ModelMetadata",
     "ModelNotFoundError",
+    "ModelRef",
+    "ModelStatus",
+    "NotGiven",
+    "Prediction",
     "RequestRejectedError",
+    "RetryPolicy",
     "ServerError",
     "ServerUnavailableError",
+    "ShixinClient",
     "ShixinConnectionError",
     "ShixinError",
     "ShixinTimeoutError",
+    "SignatureInfo",
+    "TLSConfig",
+    "TensorInfo",
+    "Timeout",
+    "VersionStatus",
     "__version__",
+    "server_from_env",
 ]
+
+# Users and tracebacks see shixin_client.ShixinClient, never a private module path.
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type) or callable(_value):
+        try:
+            _value.__module__ = __name__
+        except (AttributeError, TypeError):
+            pass
+del _name, _value
+
+# The library logs to "shixin_client" and configures nothing; the CLI adds handlers.
+logging.getLogger(__name__).addHandler(logging.NullHandler())

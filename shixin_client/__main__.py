@@ -1,0 +1,7 @@
+"""``python -m shixin_client`` runs the ``shixin`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,205 @@
+"""The embedded model behind the transport contract: LiteRT in-process, no server at all.
+
+It answers the same three signatures an exported SavedModel serves (``serving_default``
+on float tensors, ``serving_bytes`` on encoded files, ``describe`` with the model's
+spec), so the client treats it like any server. The model file sits beside a
+``spec.json`` that says what the model reads and emits; the one shipped in
+``shixin_client/_assets`` is used when no path is given. ``ai-edge-litert`` comes with
+the ``[local]`` extra and is imported only when a LocalTransport is built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .._config import ModelRef, Timeout
+from .._exceptions import MissingDependencyError, ModelNotFoundError, RequestRejectedError
+from .._images import preprocess
+from .._models import ModelMetadata, ModelStatus, SignatureInfo, TensorInfo, VersionStatus
+from .._spec import (
+    DEFAULT_SPEC,
+    DESCRIBE_OUTPUTS,
+    INPUT_BYTES,
+    INPUT_DESCRIBE,
+    INPUT_FLOAT,
+    OUTPUT_SOFTMAX,
+    SIGNATURE_BYTES,
+    SIGNATURE_DESCRIBE,
+    SIGNATURE_FLOAT,
+    CaptchaSpec,
+)
+from .base import AsyncTransport, PredictCall, SyncTransport
+
+ASSETS = Path(__file__).resolve().parent.parent / "_assets"
+DEFAULT_MODEL_PATH = ASSETS / "shixin.tflite"
+SPEC_FILE = "spec.json"
+#: The embedded model has one version; status and metadata report it as this number.
+LOCAL_VERSION = 1
+
+
+def describe_outputs(spec: CaptchaSpec, rows: int) -> dict[str, np.ndarray]:
+    """The ``describe`` signature's answer: each output repeats the spec's value ``rows`` times."""
+    outputs: dict[str, np.ndarray] = {}
+    for name in DESCRIBE_OUTPUTS:
+        value = getattr(spec, name)
+        if isinstance(value, str):
+            outputs[name] = np.array([value.encode("utf-8")] * rows, dtype=object)
+        else:
+            outputs[name] = np.full(rows, value, dtype=np.int32)
+    return outputs
+
+
+def read_spec(path: Path) -> CaptchaSpec:
+    """A ``spec.json`` written by ``python -m export`` beside the model file.
+
+    A model file with no spec beside it is taken to be the reference model, as a
+    server model without a ``describe`` signature is.
+    """
+    if not path.exists():
+        return DEFAULT_SPEC
+    try:
+        fields = json.loads(path.read_text(encoding="utf-8"))
+        return CaptchaSpec(**{name: fields[name] for name in DESCRIBE_OUTPUTS})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelNotFoundError(
+            f"{path} is not a valid model spec: {exc}", code="NOT_FOUND", endpoint="local"
+        ) from exc
+
+
+def _signature_infos(spec: CaptchaSpec) -> tuple[SignatureInfo, ...]:
+    softmax = TensorInfo(OUTPUT_SOFTMAX, "DT_FLOAT", (-1, spec.time_steps, spec.num_classes))
+    return (
+        SignatureInfo(
+            SIGNATURE_DESCRIBE,
+            (TensorInfo(INPUT_DESCRIBE, "DT_INT32", (-1,)),),
+            tuple(
+                TensorInfo(name, "DT_STRING" if name == "charset" else "DT_INT32", (-1,))
+                for name in DESCRIBE_OUTPUTS
+            ),
+        ),
+        SignatureInfo(SIGNATURE_BYTES, (TensorInfo(INPUT_BYTES, "DT_STRING", (-1,)),), (softmax,)),
+        SignatureInfo(
+            SIGNATURE_FLOAT,
+            (TensorInfo(INPUT_FLOAT, "DT_FLOAT", (-1, spec.height, spec.width, 1)),),
+            (softmax,),
+        ),
+    )
+
+
+class LocalTransport(SyncTransport):
+    """Runs the LiteRT model in this process; one interpreter, one call at a time (thread-safe)."""
+
+    def __init__(self, model_path: Optional[Path] = None) -> None:
+        path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"no embedded model file at {path}"
+                + (" (the package ships none yet; pass model_path=)" if model_path is None else ""),
+                code="NOT_FOUND",
+                endpoint="local",
+            )
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise MissingDependencyError("embedded model", "local") from exc
+        self.spec = read_spec(path.with_name(SPEC_FILE))
+        self.endpoint = f"local:{path.name}"
+        self._interpreter: Any = Interpreter(model_path=str(path))
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalTransport(endpoint={self.endpoint!r})"
+
+    def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
+        signature = call.model.signature or SIGNATURE_FLOAT
+        if signature == SIGNATURE_DESCRIBE:
+            return describe_outputs(self.spec, len(self._input_of(call, INPUT_DESCRIBE)))
+        if signature == SIGNATURE_BYTES:
+            images = self._input_of(call, INPUT_BYTES)
+            batch = (
+                np.stack(
+                    [preprocess(bytes(data), self.spec, name=f"item {i}") for i, data in enumerate(images)]
+                )
+                if len(images)
+                else np.zeros((0, self.spec.height, self.spec.width, 1), np.float32)
+            )
+        elif signature == SIGNATURE_FLOAT:
+            batch = np.asarray(self._input_of(call, INPUT_FLOAT), dtype=np.float32)
+        else:
+            raise RequestRejectedError(
+                f'Serving signature name: "{signature}" not found in signature def',
+                code="INVALID_ARGUMENT",
+                endpoint=self.endpoint,
+            )
+        return {OUTPUT_SOFTMAX: self.run(batch)}
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Softmax [N, time_steps, classes] for a float batch [N, height, width, 1]."""
+        expected = (self.spec.height, self.spec.width, 1)
+        if batch.ndim != 4 or batch.shape[1:] != expected:
+            spec_shape = ", ".join(map(str, expected))
+            raise RequestRejectedError(
+                f"input {INPUT_FLOAT} has shape {batch.shape}, expecting [N, {spec_shape}]",
+                code="INVALID_ARGUMENT",
+                endpoint=self.endpoint,
+            )
+        if batch.shape[0] == 0:
+            return np.zeros((0, self.spec.time_steps, self.spec.num_classes), np.float32)
+        with self._lock:
+            if batch.shape[0] != self._batch:
+                self._interpreter.resize_tensor_input(self._input, list(batch.shape))
+                self._interpreter.allocate_tensors()
+                self._batch = batch.shape[0]
+            self._interpreter.set_tensor(self._input, np.ascontiguousarray(batch, dtype=np.float32))
+            self._interpreter.invoke()
+            return np.array(self._interpreter.get_tensor(self._output))
+
+    def status(self, model: ModelRef, timeout: Timeout) -> ModelStatus:
+        return ModelStatus(model.name, (VersionStatus(LOCAL_VERSION, "AVAILABLE"),))
+
+    def metadata(self, model: ModelRef, timeout: Timeout) -> ModelMetadata:
+        return ModelMetadata(model.name, LOCAL_VERSION, _signature_infos(self.spec))
+
+    def close(self) -> None:
+        """Nothing to release: the interpreter is freed with the transport."""
+
+    def _input_of(self, call: PredictCall, name: str) -> np.ndarray:
+        if set(call.inputs) != {name}:
+            raise RequestRejectedError(
+                f"input size does not match signature: expecting {{{name}}}, got {sorted(call.inputs)}",
+                code="INVALID_ARGUMENT",
+                endpoint=self.endpoint,
+            )
+        return call.inputs[name]
+
+
+class ThreadedAsyncTransport(AsyncTransport):
+    """Any sync transport on asyncio: each call runs in a worker thread, never on the event loop."""
+
+    def __init__(self, transport: SyncTransport) -> None:
+        self.transport = transport
+        self.endpoint = transport.endpoint
+
+    def __repr__(self) -> str:
+        return f"ThreadedAsyncTransport({self.transport!r})"
+
+    async def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
+        return await asyncio.to_thread(self.transport.predict, call)
+
+    async def status(self, model: ModelRef, timeout: Timeout) -> ModelStatus:
+        return await asyncio.to_thread(self.transport.status, model, timeout)
+
+    async def metadata(self, model: ModelRef, timeout: Timeout) -> ModelMetadata:
+        return await asyncio.to_thread(self.transport.metadata, model, timeout)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.transport.close)

@@ -1,0 +1,137 @@
+"""A transport answered by one function, for tests and examples: no sockets, no model.
+
+``MockTransport(handler)`` calls ``handler(request)`` for every predict, status and
+metadata call; the handler returns what the real transport would (a dict of arrays, a
+:class:`ModelStatus` or a :class:`ModelMetadata`) or raises a ShixinError, exactly as a
+transport's boundary would. :func:`softmax_for` builds a model answer that decodes to
+given strings, so a handler can play a recognition model in a few lines.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+import numpy as np
+
+from .._config import ModelRef, Timeout
+from .._models import ModelMetadata, ModelStatus
+from .._spec import DEFAULT_SPEC, CaptchaSpec
+from .base import AsyncTransport, PredictCall, SyncTransport
+
+Kind = Literal["predict", "status", "metadata"]
+MockAnswer = Union[dict[str, np.ndarray], ModelStatus, ModelMetadata]
+
+
+@dataclass(frozen=True)
+class MockRequest:
+    """What the client asked for: ``kind`` is ``"predict"``, ``"status"`` or ``"metadata"``."""
+
+    kind: Kind
+    model: ModelRef
+    timeout: Timeout
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    output_filter: tuple[str, ...] = ()
+
+
+def _request(kind: Kind, model: ModelRef, timeout: Timeout) -> MockRequest:
+    return MockRequest(kind, model, timeout)
+
+
+def _expect(answer: object, kind: type, request: MockRequest) -> None:
+    if not isinstance(answer, kind):
+        raise TypeError(f"mock handler answered a {request.kind} call with {type(answer).__name__}")
+
+
+class MockTransport(SyncTransport):
+    def __init__(self, handler: Callable[[MockRequest], MockAnswer], endpoint: str = "mock://") -> None:
+        self.handler = handler
+        self.endpoint = endpoint
+        self.closed = False
+
+    def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
+        request = MockRequest("predict", call.model, call.timeout, dict(call.inputs), call.output_filter)
+        answer = self.handler(request)
+        _expect(answer, dict, request)
+        assert isinstance(answer, dict)
+        return answer
+
+    def status(self, model: ModelRef, timeout: Timeout) -> ModelStatus:
+        request = _request("status", model, timeout)
+        answer = self.handler(request)
+        _expect(answer, ModelStatus, request)
+        assert isinstance(answer, ModelStatus)
+        return answer
+
+    def metadata(self, model: ModelRef, timeout: Timeout) -> ModelMetadata:
+        request = _request("metadata", model, timeout)
+        answer = self.handler(request)
+        _expect(answer, ModelMetadata, request)
+        assert isinstance(answer, ModelMetadata)
+        return answer
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class AsyncMockTransport(AsyncTransport):
+    """The async twin; the handler may be a plain function or a coroutine function."""
+
+    def __init__(
+        self,
+        handler: Callable[[MockRequest], Union[MockAnswer, Awaitable[MockAnswer]]],
+        endpoint: str = "mock://",
+    ) -> None:
+        self.handler = handler
+        self.endpoint = endpoint
+        self.closed = False
+
+    async def _answer(self, request: MockRequest, kind: type) -> object:
+        answer = self.handler(request)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        _expect(answer, kind, request)
+        return answer
+
+    async def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
+        request = MockRequest("predict", call.model, call.timeout, dict(call.inputs), call.output_filter)
+        answer = await self._answer(request, dict)
+        assert isinstance(answer, dict)
+        return answer
+
+    async def status(self, model: ModelRef, timeout: Timeout) -> ModelStatus:
+        answer = await self._answer(_request("status", model, timeout), ModelStatus)
+        assert isinstance(answer, ModelStatus)
+        return answer
+
+    async def metadata(self, model: ModelRef, timeout: Timeout) -> ModelMetadata:
+        answer = await self._answer(_request("metadata", model, timeout), ModelMetadata)
+        assert isinstance(answer, ModelMetadata)
+        return answer
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def softmax_for(
+    texts: Sequence[str], spec: CaptchaSpec = DEFAULT_SPEC, *, confidence: float = 0.9
+) -> np.ndarray:
+    """A softmax [len(texts), time_steps, classes] whose greedy CTC decoding is each text.
+
+    Each character takes two frames followed by a blank frame, so repeated letters
+    survive CTC's merge; the winning class gets ``confidence``, the rest share what is left.
+    """
+    steps, classes = spec.time_steps, spec.num_classes
+    rest = (1.0 - confidence) / (classes - 1)
+    out = np.full((len(texts), steps, classes), rest, dtype=np.float32)
+    out[:, :, spec.blank_index] = confidence
+    for row, text in enumerate(texts):
+        if 3 * len(text) > steps:
+            raise ValueError(f"{text!r} needs {3 * len(text)} time steps, the spec has {steps}")
+        for position, char in enumerate(text):
+            frames = slice(3 * position, 3 * position + 2)
+            out[row, frames, :] = rest
+            out[row, frames, spec.char_to_class(char)] = confidence
+    return out

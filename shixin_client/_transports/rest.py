@@ -1,0 +1,277 @@
+"""REST transports: one ``requests.Session`` (sync) or one ``httpx.AsyncClient`` (async) per client.
+
+Everything about the wire format lives in :mod:`._rest_codec`; this module only sends,
+picks a replica, and maps each HTTP library's exceptions onto the ShixinError tree
+(``raise ... from exc``), the same way for both libraries:
+
+- could not connect, TLS handshake failed, connection reset -> ShixinConnectionError
+  (and the next replica is tried, when there are several)
+- connect or read deadline passed -> ShixinTimeoutError
+- the body was cut short or cannot be decoded -> BadResponseError
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from typing import Optional
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+import requests.adapters
+
+from .._config import Headers, ModelRef, Timeout, TLSConfig
+from .._exceptions import BadResponseError, MissingDependencyError, ShixinConnectionError, ShixinTimeoutError
+from .._models import ModelMetadata, ModelStatus
+from .._retry import parse_retry_after
+from .._spec import OUTPUT_SOFTMAX
+from . import _rest_codec as codec
+from .base import AsyncTransport, PredictCall, SyncTransport
+
+logger = logging.getLogger("shixin_client")
+
+#: Connections kept per replica: enough for a thread pool hammering one client.
+POOL_MAXSIZE = 64
+NO_HEADERS = Headers()
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+class _Replicas:
+    """The base URLs of one model server's replicas, handed out round-robin (thread-safe)."""
+
+    def __init__(self, base_urls: Sequence[str], tls: Optional[TLSConfig]) -> None:
+        if isinstance(base_urls, str) or not base_urls:
+            raise ValueError("base_urls must be a non-empty list of http:// or https:// URLs")
+        self.urls: list[str] = []
+        shown: list[str] = []
+        for url in base_urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"not an http:// or https:// server URL: {_redact(url)!r}")
+            if tls is not None and parts.scheme != "https":
+                raise ValueError(f"tls= was given but {_redact(url)!r} is plain http://; use https://")
+            if parts.query or parts.fragment:
+                raise ValueError(f"server URL {_redact(url)!r} must not have a query or fragment")
+            self.urls.append(url.rstrip("/"))
+            shown.append(_redact(url))
+        self.endpoint = ",".join(shown)
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+
+    def order(self) -> list[str]:
+        """Every replica once, starting one further along than the previous request did."""
+        with self._lock:
+            start = next(self._counter) % len(self.urls)
+        return self.urls[start:] + self.urls[:start]
+
+
+def _redact(url: str) -> str:
+    """Scheme, host, port and path only: user:password@ never reaches a message or repr."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
+def _single_output(call: PredictCall) -> str:
+    """The name for an answer that carries one unnamed output (§1.5)."""
+    return call.output_filter[0] if call.output_filter else OUTPUT_SOFTMAX
+
+
+def _ssl_context(tls: TLSConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.cert_file and tls.key_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context
+
+
+def _failover(replica: str, exc: ShixinConnectionError, remaining: int) -> bool:
+    """Whether to try the next replica: only when this one could not be reached at all."""
+    if isinstance(exc, ShixinTimeoutError) or remaining == 0:
+        return False
+    logger.warning("shixin_client: %s unreachable (%s); trying the next replica", _redact(replica), exc)
+    return True
+
+
+class RestTransport(SyncTransport):
+    """TF Serving's REST API over one pooled ``requests.Session``, safe to share between threads."""
+
+    def __init__(
+        self,
+        base_urls: Sequence[str],
+        *,
+        tls: Optional[TLSConfig] = None,
+        headers: Headers = NO_HEADERS,
+        pool_maxsize: int = POOL_MAXSIZE,
+    ) -> None:
+        self._replicas = _Replicas(base_urls, tls)
+        self.endpoint = self._replicas.endpoint
+        self._headers = headers
+        self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=len(base_urls), pool_maxsize=pool_maxsize)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update({**_JSON_HEADERS, **headers.as_dict()})
+        self._session.trust_env = False
+        self._verify: str | bool = (tls.ca_file or True) if tls else True
+        self._cert = (tls.cert_file, tls.key_file) if tls and tls.cert_file and tls.key_file else None
+
+    def __repr__(self) -> str:
+        return f"RestTransport(endpoint={self.endpoint!r}, headers={self._headers!r})"
+
+    def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
+        body = codec.predict_body(call.model, call.inputs)
+        raw = self._send("POST", lambda base: codec.predict_url(base, call.model), body, call.timeout)
+        return codec.parse_predict(raw, _single_output(call))
+
+    def status(self, model: ModelRef, timeout: Timeout) -> ModelStatus:
+        raw = self._send("GET", lambda base: codec.status_url(base, model), None, timeout)
+        return codec.parse_status(raw, model.name)
+
+    def metadata(self, model: ModelRef, timeout: Timeout) -> ModelMetadata:
+        raw = self._send("GET", lambda base: codec.metadata_url(base, model), None, timeout)
+        return codec.parse_metadata(raw)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _send(
+        self, method: str, url_for: Callable[[str], str], body: Optional[bytes], timeout: Timeout
+    ) -> bytes:
+        replicas = self._replicas.order()
+        for remaining, base in reversed(list(enumerate(reversed(replicas)))):
+            try:
+                return self._send_once(method, url_for(base), base, body, timeout)
+            except ShixinConnectionError as exc:
+                if not _failover(base, exc, remaining):
+                    raise
+        raise AssertionError("unreachable: the last replica's error is always raised")
+
+    def _send_once(self, method: str, url: str, base: str, body: Optional[bytes], timeout: Timeout) -> bytes:
+        where = _redact(base)
+        try:
+            response = self._session.request(
+                method,
+                url,
+                data=body,
+                timeout=(timeout.connect, timeout.read),
+                verify=self._verify,
+                cert=self._cert,
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.exceptions.Timeout as exc:
+            raise ShixinTimeoutError(f"no answer from {where} in time ({timeout}): {exc}") from exc
+        except requests.exceptions.SSLError as exc:
+            raise ShixinConnectionError(f"TLS handshake with {where} failed: {exc}") from exc
+        except requests.exceptions.RequestException as exc:
+            raise ShixinConnectionError(f"cannot reach {where}: {exc}") from exc
+        with response:
+            try:
+                content = response.content
+            except requests.exceptions.RequestException as exc:
+                raise BadResponseError(f"the answer from {where} was cut short: {exc}") from exc
+        if response.status_code != 200:
+            hint = parse_retry_after(response.headers.get("Retry-After"))
+            raise codec.error_from_response(response.status_code, content, where, hint)
+        return content
+
+
+class AsyncRestTransport(AsyncTransport):
+    """The same REST API on one ``httpx.AsyncClient`` (the ``[async]`` extra)."""
+
+    def __init__(
+        self,
+        base_urls: Sequence[str],
+        *,
+        tls: Optional[TLSConfig] = None,
+        headers: Headers = NO_HEADERS,
+        pool_maxsize: int = POOL_MAXSIZE,
+    ) -> None:
+        try:
+            import httpx
+        except ImportError as exc:
+            raise MissingDependencyError("the async REST client", "async") from exc
+        self._httpx = httpx
+        self._replicas = _Replicas(base_urls, tls)
+        self.endpoint = self._replicas.endpoint
+        self._headers = headers
+        self._client = httpx.AsyncClient(
+            verify=_ssl_context(tls) if tls else True,
+            headers={**_JSON_HEADERS, **headers.as_dict()},
+            limits=httpx.Limits(
+                max_connections=pool_maxsize * len(base_urls), max_keepalive_connections=pool_maxsize
+            ),
+            trust_env=False,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"AsyncRestTransport(endpoint={self.endpoint!r}, headers={self._headers!r})"
+
+    async def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
+        body = codec.predict_body(call.model, call.inputs)
+        raw = await self._send("POST", lambda base: codec.predict_url(base, call.model), body, call.timeout)
+        return codec.parse_predict(raw, _single_output(call))
+
+    async def status(self, model: ModelRef, timeout: Timeout) -> ModelStatus:
+        raw = await self._send("GET", lambda base: codec.status_url(base, model), None, timeout)
+        return codec.parse_status(raw, model.name)
+
+    async def metadata(self, model: ModelRef, timeout: Timeout) -> ModelMetadata:
+        raw = await self._send("GET", lambda base: codec.metadata_url(base, model), None, timeout)
+        return codec.parse_metadata(raw)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def _send(
+        self, method: str, url_for: Callable[[str], str], body: Optional[bytes], timeout: Timeout
+    ) -> bytes:
+        replicas = self._replicas.order()
+        for remaining, base in reversed(list(enumerate(reversed(replicas)))):
+            try:
+                return await self._send_once(method, url_for(base), base, body, timeout)
+            except ShixinConnectionError as exc:
+                if not _failover(base, exc, remaining):
+                    raise
+        raise AssertionError("unreachable: the last replica's error is always raised")
+
+    async def _send_once(
+        self, method: str, url: str, base: str, body: Optional[bytes], timeout: Timeout
+    ) -> bytes:
+        httpx = self._httpx
+        where = _redact(base)
+        request = self._client.build_request(
+            method,
+            url,
+            content=body,
+            timeout=httpx.Timeout(
+                connect=timeout.connect, read=timeout.read, write=timeout.read, pool=timeout.connect
+            ),
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise ShixinTimeoutError(f"no answer from {where} in time ({timeout}): {exc!r}") from exc
+        except httpx.HTTPError as exc:
+            raise ShixinConnectionError(f"cannot reach {where}: {exc!r}") from exc
+        try:
+            content = await response.aread()
+        except httpx.HTTPError as exc:
+            raise BadResponseError(f"the answer from {where} was cut short: {exc!r}") from exc
+        finally:
+            await response.aclose()
+        if response.status_code != 200:
+            hint = parse_retry_after(response.headers.get("Retry-After"))
+            raise codec.error_from_response(response.status_code, content, where, hint)
+        return content
