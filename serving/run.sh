@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Serve the exported captcha model on one host with the official TensorFlow Serving image.
+#
+# Every input is checked before anything starts, because TF Serving itself reports a bad layout
+# or config only in its container log, after the container is already up. Then the container
+# runs detached and this script waits until a model version is AVAILABLE (or says why not).
+# The image pin, the default ports and the models folder come from serving/.env, the file
+# docker compose reads too; the flags follow tf-serving-protocol.md §3 and §4.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly here
+# Where the image expects models (its MODEL_BASE_PATH, §4) and where we put the config files.
+readonly container_models=/models
+readonly container_config=/config
+
+usage() {
+    cat <<EOF
+Usage: serving/run.sh [options]
+
+Start tensorflow/serving in Docker on an exported model, then wait until it serves.
+
+Options:
+  --models DIR              export base path holding <name>/<int version>/saved_model.pb
+                            (default: SHIXIN_MODELS_DIR from serving/.env, relative to serving/)
+  --model-config FILE       ModelServerConfig text proto (default: serving/models.config)
+  --batching-config FILE    BatchingParameters text proto (default: serving/batching.config)
+  --monitoring-config FILE  MonitoringConfig text proto (default: serving/monitoring.config)
+  --grpc-port N             gRPC port, host and container (default: SHIXIN_GRPC_PORT)
+  --rest-port N             REST port, host and container (default: SHIXIN_REST_PORT)
+  --rest-timeout-ms N       per-request REST deadline (default: SHIXIN_REST_TIMEOUT_MS)
+  --name NAME               container name (default: shixin-serving)
+  --wait-timeout SECONDS    how long to wait for an AVAILABLE version (default: 120)
+  --no-wait                 start the container and return without waiting
+  -h, --help                show this help
+
+Environment:
+  SHIXIN_IMAGE, SHIXIN_GRPC_PORT, SHIXIN_REST_PORT, SHIXIN_REST_TIMEOUT_MS, SHIXIN_MODELS_DIR
+                            override serving/.env, as they do for docker compose
+  DOCKER                    the container CLI to call (default: docker; podman works too)
+EOF
+}
+
+die() {
+    printf 'serving/run.sh: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# The value of KEY: from the environment if set there, else from serving/.env.
+setting() {
+    local key=$1 line
+    if [[ -n ${!key:-} ]]; then
+        printf '%s\n' "${!key}"
+        return
+    fi
+    line=$(grep -E "^${key}=" "$here/.env" | tail -n 1) || die "serving/.env does not set $key"
+    printf '%s\n' "${line#*=}"
+}
+
+is_port() {
+    [[ $1 =~ ^[0-9]{1,5}$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535))
+}
+
+# True when something on this host already accepts connections on the port.
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+absolute() {
+    local path=$1
+    [[ $path == /* ]] || path="$PWD/$path"
+    printf '%s\n' "$path"
+}
+
+image=$(setting SHIXIN_IMAGE)
+grpc_port=$(setting SHIXIN_GRPC_PORT)
+rest_port=$(setting SHIXIN_REST_PORT)
+rest_timeout_ms=$(setting SHIXIN_REST_TIMEOUT_MS)
+models_dir=$(setting SHIXIN_MODELS_DIR)
+[[ $models_dir == /* ]] || models_dir="$here/$models_dir"
+model_config="$here/models.config"
+batching_config="$here/batching.config"
+monitoring_config="$here/monitoring.config"
+container_name=shixin-serving
+wait_timeout=120
+wait_for_model=true
+docker=${DOCKER:-docker}
+
+while (($# > 0)); do
+    case $1 in
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        --no-wait)
+            wait_for_model=false
+            shift
+            continue
+            ;;
+        --models | --model-config | --batching-config | --monitoring-config | --grpc-port | \
+            --rest-port | --rest-timeout-ms | --name | --wait-timeout)
+            (($# >= 2)) || die "$1 needs a value (see --help)"
+            ;;
+        *) die "unknown option '$1' (see --help)" ;;
+    esac
+    case $1 in
+        --models) models_dir=$(absolute "$2") ;;
+        --model-config) model_config=$(absolute "$2") ;;
+        --batching-config) batching_config=$(absolute "$2") ;;
+        --monitoring-config) monitoring_config=$(absolute "$2") ;;
+        --grpc-port) grpc_port=$2 ;;
+        --rest-port) rest_port=$2 ;;
+        --rest-timeout-ms) rest_timeout_ms=$2 ;;
+        --name) container_name=$2 ;;
+        --wait-timeout) wait_timeout=$2 ;;
+    esac
+    shift 2
+done
+
+# --- Options --------------------------------------------------------------------------------
+is_port "$grpc_port" || die "gRPC port '$grpc_port' is not a port number (1-65535)"
+is_port "$rest_port" || die "REST port '$rest_port' is not a port number (1-65535)"
+((10#$grpc_port != 10#$rest_port)) ||
+    die "gRPC and REST ports are both $grpc_port; TF Serving needs two different ports (§1.1)"
+[[ $rest_timeout_ms =~ ^[1-9][0-9]*$ ]] ||
+    die "REST timeout '$rest_timeout_ms' is not a positive number of milliseconds"
+[[ $wait_timeout =~ ^[1-9][0-9]*$ ]] ||
+    die "wait timeout '$wait_timeout' is not a positive number of seconds"
+[[ -n $container_name ]] || die "the container name must not be empty"
+
+# --- Config files ---------------------------------------------------------------------------
+for file in "$model_config" "$batching_config" "$monitoring_config"; do
+    [[ -f $file && -r $file ]] || die "config file $file does not exist or is not readable"
+done
+
+# The config names the model and where it lives in the container; the host layout must match.
+mapfile -t names < <(sed -nE 's/^[[:space:]]*name:[[:space:]]*"([^"]+)".*/\1/p' "$model_config")
+((${#names[@]} == 1)) ||
+    die "$model_config must configure exactly one model (found ${#names[@]}: ${names[*]:-none})"
+model_name=${names[0]}
+base_path=$(sed -nE 's/^[[:space:]]*base_path:[[:space:]]*"([^"]+)".*/\1/p' "$model_config")
+[[ $base_path == "$container_models/$model_name" ]] ||
+    die "$model_config: base_path is '$base_path' but must be '$container_models/$model_name'," \
+        "because run.sh mounts the models folder at $container_models"
+
+metrics_path=$(sed -nE 's/^[[:space:]]*path:[[:space:]]*"([^"]+)".*/\1/p' "$monitoring_config")
+
+# --- Model layout: <models>/<name>/<int version>/saved_model.pb -----------------------------
+[[ -d $models_dir ]] || die "models folder $models_dir does not exist (export a model, or pass --models)"
+models_dir=$(cd "$models_dir" && pwd -P)
+model_dir="$models_dir/$model_name"
+[[ -d $model_dir ]] ||
+    die "$model_dir does not exist; expected <models>/$model_name/<int version>/saved_model.pb"
+versions=()
+for dir in "$model_dir"/*/; do
+    version=$(basename "$dir")
+    [[ $version =~ ^[0-9]+$ ]] || continue
+    [[ -f $dir/saved_model.pb ]] ||
+        die "$model_dir/$version has no saved_model.pb; remove it or finish the export"
+    versions+=("$((10#$version))")
+done
+((${#versions[@]} > 0)) ||
+    die "$model_dir has no version folders; expected $model_dir/<int version>/saved_model.pb"
+# Versions the config names (policy `versions:` and label `value:` lines) must be on disk,
+# or TF Serving rejects the labels and never serves.
+mapfile -t wanted < <(sed -nE 's/^[[:space:]]*(versions|value):[[:space:]]*([0-9]+).*/\2/p' "$model_config")
+for version in "${wanted[@]}"; do
+    [[ " ${versions[*]} " == *" $((10#$version)) "* ]] ||
+        die "$model_config names version $version of $model_name, but $model_dir/$version/saved_model.pb" \
+            "does not exist (on disk: ${versions[*]})"
+done
+
+# --- Ports and Docker -----------------------------------------------------------------------
+for port in "$grpc_port" "$rest_port"; do
+    if port_in_use "$port"; then
+        die "port $port is already in use on this host; stop what listens there or pick another port"
+    fi
+done
+command -v "$docker" >/dev/null ||
+    die "'$docker' not found on PATH; install Docker Engine (or set DOCKER=podman)"
+if ! engine_error=$("$docker" info 2>&1 >/dev/null); then
+    die "the Docker engine is not reachable ('$docker info' failed): ${engine_error:-no output};" \
+        "start it, or check DOCKER_HOST and your permission to use it"
+fi
+if "$docker" container inspect "$container_name" >/dev/null 2>&1; then
+    die "a container named $container_name already exists; remove it with" \
+        "'$docker rm -f $container_name' or pass --name"
+fi
+
+# --- Run ------------------------------------------------------------------------------------
+# Our --port/--rest_api_port come after the entrypoint's and win (§4: the last occurrence wins).
+"$docker" run --detach --name "$container_name" --restart unless-stopped \
+    --publish "$grpc_port:$grpc_port" --publish "$rest_port:$rest_port" \
+    --volume "$models_dir:$container_models:ro" \
+    --volume "$model_config:$container_config/models.config:ro" \
+    --volume "$batching_config:$container_config/batching.config:ro" \
+    --volume "$monitoring_config:$container_config/monitoring.config:ro" \
+    "$image" \
+    --port="$grpc_port" \
+    --rest_api_port="$rest_port" \
+    --model_config_file="$container_config/models.config" \
+    --model_config_file_poll_wait_seconds=60 \
+    --enable_batching=true \
+    --batching_parameters_file="$container_config/batching.config" \
+    --monitoring_config_file="$container_config/monitoring.config" \
+    --rest_api_timeout_in_ms="$rest_timeout_ms" >/dev/null
+
+echo "started $container_name ($image): gRPC on port $grpc_port, REST on port $rest_port"
+if [[ $wait_for_model == false ]]; then
+    exit 0
+fi
+
+# --- Health wait: GET /v1/models/<name> until a version is AVAILABLE (§1.7) -----------------
+command -v curl >/dev/null || die "curl is needed to wait for the model; install it or pass --no-wait"
+status_url="http://127.0.0.1:$rest_port/v1/models/$model_name"
+deadline=$((SECONDS + wait_timeout))
+body=""
+while true; do
+    body=$(curl --silent --fail --max-time 2 "$status_url" 2>/dev/null) || body=""
+    if grep -Eq '"state"[[:space:]]*:[[:space:]]*"AVAILABLE"' <<<"$body"; then
+        break
+    fi
+    state=$("$docker" inspect --format '{{.State.Status}}' "$container_name" 2>/dev/null) || state=missing
+    if [[ $state != running ]]; then
+        logs=$("$docker" logs --tail 30 "$container_name" 2>&1) || true
+        die "container $container_name is $state before $model_name became AVAILABLE;" \
+            "its last log lines:"$'\n'"$logs"$'\n'"remove it with '$docker rm -f $container_name'"
+    fi
+    if ((SECONDS >= deadline)); then
+        die "no version of $model_name became AVAILABLE within ${wait_timeout}s" \
+            "(last answer from $status_url: ${body:-none}); see '$docker logs $container_name'"
+    fi
+    sleep 1
+done
+
+cat <<EOF
+$model_name is AVAILABLE.
+  REST:    ShixinClient("http://127.0.0.1:$rest_port")   status: $status_url
+  gRPC:    ShixinClient("grpc://127.0.0.1:$grpc_port")
+  metrics: http://127.0.0.1:$rest_port${metrics_path}
+  stop:    $docker rm -f $container_name
+EOF
