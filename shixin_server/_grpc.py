@@ -113,7 +113,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         sent, required = set(request.inputs), set(signature.input_specs)
         if len(sent) != len(required):
             raise invalid_argument(
-                f"input size does not match signature: {len(sent)}!={len(required)} len({_set_braces(sent)}) != "
+                f"input size does not match signature: {len(sent)}!={len(required)} "
+                f"len({_set_braces(sent)}) != "
                 f"len({_set_braces(required)}). Sent extra: {_set_braces(sent - required)}. "
                 f"Missing but required: {_set_braces(required - sent)}."
             )

@@ -75,12 +75,21 @@ def execute(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str,
     try:
         result = signature.function(**tensors)
     except tf.errors.InvalidArgumentError as exc:
-        raise invalid_argument(exc.message) from None
+        raise invalid_argument(_op_message(exc)) from None
     except tf.errors.OpError as exc:
-        raise ServingError("INTERNAL", exc.message) from None
+        raise ServingError("INTERNAL", _op_message(exc)) from None
     except Exception as exc:  # the server must outlive any model failure
         raise ServingError("INTERNAL", f"{type(exc).__name__}: {exc}") from None
     return {alias: np.asarray(value.numpy()) for alias, value in result.items()}
+
+
+def _op_message(exc: Any) -> str:
+    """The kernel's own text, without eager Python's "Graph execution error" preamble."""
+    message = str(exc.message)
+    marker = "<stack traces unavailable>\n"
+    if message.startswith("Graph execution error") and marker in message:
+        message = message.split(marker, 1)[1]
+    return message.strip()
 
 
 @dataclass
@@ -167,7 +176,7 @@ class Runner:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 return
-        for item, result in zip(items, results):
+        for item, result in zip(items, results, strict=True):
             if not item.future.done():
                 item.future.set_result(result)
 
@@ -201,5 +210,5 @@ def _split(outputs: dict[str, np.ndarray], sizes: list[int]) -> list[dict[str, n
     bounds = np.cumsum([0, *sizes])
     return [
         {alias: tensor[start:stop] for alias, tensor in outputs.items()}
-        for start, stop in zip(bounds[:-1], bounds[1:])
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
     ]

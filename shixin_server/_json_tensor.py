@@ -254,7 +254,7 @@ def _instance_item(value: Any, dtype: int, previous: list[np.ndarray], where: st
     except ServingError as exc:
         raise invalid_argument(
             f"Failed to process element: {where} of 'instances' list. Error: {exc.to_string()}"
-        )
+        ) from None
     return item
 
 
@@ -400,7 +400,8 @@ def predict_response(outputs: Mapping[str, np.ndarray], row_format: bool) -> byt
     return body.encode("utf-8", "surrogateescape")
 
 
-def _tensor_text(tensor: np.ndarray, name: str) -> str:
+def _tensor_text(value: Any, name: str) -> str:
+    tensor = np.asarray(value)
     writer = _scalar_writer(tensor.dtype, name)
     if tensor.ndim == 0:
         return writer(tensor.item())
@@ -424,9 +425,9 @@ _UNSUPPORTED_OUTPUTS = {
 
 def _scalar_writer(dtype: np.dtype, name: str) -> Any:
     if dtype == np.float32:
-        return lambda v: _decimal_text(v, "%.9g", np.float32)
+        return lambda v: _decimal_text(v, ".9g", np.float32)
     if dtype == np.float64:
-        return lambda v: _decimal_text(v, "%.17g", np.float64)
+        return lambda v: _decimal_text(v, ".17g", np.float64)
     if dtype == np.bool_:
         return lambda v: "true" if v else "false"
     if dtype.kind in "iu" and dtype.name not in _UNSUPPORTED_OUTPUTS:
@@ -450,9 +451,9 @@ def _decimal_text(value: float, precise: str, kind: Any) -> str:
         return "NaN"
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
-    text = "%g" % value
+    text = f"{value:g}"
     if kind(float(text)) != kind(value):
-        text = precise % value
+        text = f"{value:{precise}}"
     if "." not in text and "e" not in text:
         text += ".0"
     return text

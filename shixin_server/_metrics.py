@@ -67,7 +67,7 @@ class Metrics:
             lines.append(f"# TYPE {latency_name} histogram")
             for key, buckets in sorted(self._latencies.items()):
                 cumulative = 0
-                for bound, count in zip((*LATENCY_BUCKETS_US, None), buckets):
+                for bound, count in zip((*LATENCY_BUCKETS_US, None), buckets, strict=True):
                     cumulative += count
                     le = 'le="' + ("+Inf" if bound is None else f"{bound:g}") + '"'
                     lines.append(f"{latency_name}_bucket{_labels(key, le)} {cumulative}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import unquote_to_bytes
 
@@ -15,6 +16,8 @@ from ._core import ServingCore, status_response
 from ._inference import check_inputs, find_signature
 from ._json_tensor import error_body, fill_inputs, predict_response, read_predict_document
 from ._status import ServingError, invalid_argument
+
+logger = logging.getLogger("shixin_server")
 
 # §1.2, from http_rest_api_util.cc; matched case-insensitively against the whole raw path.
 _V1_PATH = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
@@ -78,6 +81,9 @@ class RestApi:
                     "(--max_request_bytes)"
                 )
                 status, payload = PAYLOAD_TOO_LARGE, error_body(message)
+            except Exception:  # a bug must cost one request, never the server
+                logger.exception("Unexpected error handling %s %s", request.method, request.raw_path)
+                status, payload = 500, error_body("Internal error in the development server; see its log")
         return web.Response(status=status, body=payload, headers={"Content-Type": _JSON})
 
     async def _read_body(self, request: web.Request) -> bytes:
