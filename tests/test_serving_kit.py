@@ -25,12 +25,10 @@ from typing import Any
 
 import pytest
 import yaml
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
-from google.protobuf.message import Message
-from tensorflow_serving.config import model_server_config_pb2
 
 from shixin_client._config import DEFAULT_BATCH_SIZE
 from shixin_client._spec import DEFAULT_GRPC_PORT, DEFAULT_MODEL_NAME, DEFAULT_REST_PORT
+from shixin_server import _config_files as config_files
 
 REPO = Path(__file__).resolve().parents[1]
 SERVING = REPO / "serving"
@@ -74,7 +72,13 @@ KNOWN_FLAGS = frozenset(
 CONTAINER_MODELS = "/models"
 CONTAINER_MODEL_PATH = f"{CONTAINER_MODELS}/{DEFAULT_MODEL_NAME}"
 STATUS_PATH = f"/v1/models/{DEFAULT_MODEL_NAME}"
-CONFIG_FILES = ("models.config", "batching.config", "monitoring.config")
+# TF Serving's config-file flags and the serving/ file each one reads.
+CONFIG_FLAGS = {
+    "model_config_file": "models.config",
+    "batching_parameters_file": "batching.config",
+    "monitoring_config_file": "monitoring.config",
+}
+CONFIG_FILES = tuple(CONFIG_FLAGS.values())
 
 
 # --- Reading the kit ---------------------------------------------------------------------------
@@ -138,53 +142,10 @@ def pinned_image() -> tuple[str, str]:
     return image, tag
 
 
-def batching_and_monitoring_classes() -> tuple[type[Message], type[Message]]:
-    """BatchingParameters and MonitoringConfig, built from their upstream definitions.
-
-    tensorflow-serving-api ships neither module (session_bundle_config_pb2 would also pull in
-    TensorFlow's config.proto), so the messages are declared here with the names, types and
-    numbers of tensorflow_serving/servables/tensorflow/session_bundle_config.proto and
-    tensorflow_serving/config/monitoring_config.proto. Text format parses by name, so any field
-    misspelt in the kit's files fails to parse, as it would in the server.
-    """
-    field = descriptor_pb2.FieldDescriptorProto
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(wrappers_pb2.DESCRIPTOR.serialized_pb))
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="tests/serving_kit_configs.proto",
-        package="tensorflow.serving",
-        syntax="proto3",
-        dependency=["google/protobuf/wrappers.proto"],
-    )
-
-    def add(message: Any, name: str, number: int, kind: int, type_name: str = "", repeated: bool = False):
-        label = field.LABEL_REPEATED if repeated else field.LABEL_OPTIONAL
-        added = message.field.add(name=name, number=number, type=kind, label=label)
-        if type_name:
-            added.type_name = type_name
-
-    batching = proto.message_type.add(name="BatchingParameters")
-    for number, name in enumerate(
-        ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads"), 1
-    ):
-        add(batching, name, number, field.TYPE_MESSAGE, ".google.protobuf.Int64Value")
-    add(batching, "thread_pool_name", 5, field.TYPE_MESSAGE, ".google.protobuf.StringValue")
-    add(batching, "allowed_batch_sizes", 6, field.TYPE_INT64, repeated=True)
-    add(batching, "pad_variable_length_inputs", 7, field.TYPE_BOOL)
-    prometheus = proto.message_type.add(name="PrometheusConfig")
-    add(prometheus, "enable", 1, field.TYPE_BOOL)
-    add(prometheus, "path", 2, field.TYPE_STRING)
-    monitoring = proto.message_type.add(name="MonitoringConfig")
-    add(monitoring, "prometheus_config", 1, field.TYPE_MESSAGE, ".tensorflow.serving.PrometheusConfig")
-    pool.Add(proto)
-    return (
-        message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")),
-        message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")),
-    )
-
-
-def parse_config(name: str, message: Message) -> Any:
-    return text_format.Parse((SERVING / name).read_text(), message)
+def model_config() -> Any:
+    """The one model in models.config, parsed as TF Serving's ModelServerConfig."""
+    (model,) = config_files.read_model_server_config(str(SERVING / "models.config"))
+    return model
 
 
 # --- Static checks -----------------------------------------------------------------------------
@@ -255,8 +216,7 @@ def test_ports_names_and_paths_match_the_spec_and_the_export_layout() -> None:
         DEFAULT_REST_PORT,
     )
     # models.config: one model, named as the SDK asks, where the export base path is mounted.
-    server_config = parse_config("models.config", model_server_config_pb2.ModelServerConfig())
-    (model,) = server_config.model_config_list.config
+    model = model_config()
     assert (model.name, model.base_path, model.model_platform) == (
         DEFAULT_MODEL_NAME,
         CONTAINER_MODEL_PATH,
@@ -310,16 +270,12 @@ def test_known_flags_are_the_ones_the_protocol_doc_lists() -> None:
 
 
 def test_compose_and_kubernetes_pass_run_sh_flags(tmp_path: Path) -> None:
+    run_sh_flags = flags(tf_serving_args(run_ok(tmp_path)))
+    compose_flags = flags(compose_service()["command"])
+    k8s_flags = flags(serving_container()["args"])
     # The test's run.sh used free ports; the manifests' ports are checked above.
-    ports = ("port", "rest_api_port")
-    run_sh_flags, compose_flags, k8s_flags = (
-        {name: value for name, value in found.items() if name not in ports} | {name: "P" for name in ports}
-        for found in (
-            flags(tf_serving_args(run_ok(tmp_path))),
-            flags(compose_service()["command"]),
-            flags(serving_container()["args"]),
-        )
-    )
+    for found in (run_sh_flags, compose_flags, k8s_flags):
+        assert found.pop("port") and found.pop("rest_api_port")
     assert compose_flags == run_sh_flags
     # Kubernetes adds only the connection age that lets dns:/// clients find new pods.
     assert k8s_flags.pop("grpc_channel_arguments") == "grpc.max_connection_age_ms=300000"
@@ -332,43 +288,29 @@ def test_compose_and_kubernetes_pass_run_sh_flags(tmp_path: Path) -> None:
         for volume in compose_service()["volumes"]
         if volume.startswith("./")
     }
-    for flag, name in (
-        ("model_config_file", "models.config"),
-        ("batching_parameters_file", "batching.config"),
-        ("monitoring_config_file", "monitoring.config"),
-    ):
+    for flag, name in CONFIG_FLAGS.items():
         assert mounted[run_sh_flags[flag]] == f"./{name}"
 
 
 def test_config_files_parse_as_tf_serving_text_protos() -> None:
-    batching_class, monitoring_class = batching_and_monitoring_classes()
-    batching = parse_config("batching.config", batching_class())
+    # shixin_server reads them with TF Serving's messages (ModelServerConfig from
+    # tensorflow-serving-api; BatchingParameters and MonitoringConfig declared from upstream).
+    batching = config_files.read_batching_parameters(str(SERVING / "batching.config"))
     # One request larger than max_batch_size is refused, so the SDK's requests must fit.
-    assert batching.max_batch_size.value >= DEFAULT_BATCH_SIZE
-    assert batching.batch_timeout_micros.value > 0
-    assert batching.num_batch_threads.value >= 1
-    assert batching.max_enqueued_batches.value >= 1
-    monitoring = parse_config("monitoring.config", monitoring_class())
-    assert monitoring.prometheus_config.enable
+    assert batching.max_batch_size >= DEFAULT_BATCH_SIZE
+    assert batching.batch_timeout_micros > 0
+    metrics_path = config_files.read_prometheus_path(str(SERVING / "monitoring.config"))
+    assert metrics_path is not None, "monitoring.config must enable Prometheus"
     annotations = deployment()["spec"]["template"]["metadata"]["annotations"]
     assert annotations == {
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(DEFAULT_REST_PORT),
-        "prometheus.io/path": monitoring.prometheus_config.path,
+        "prometheus.io/path": metrics_path,
     }
 
 
-def test_misspelt_config_fields_do_not_parse() -> None:
-    batching_class, monitoring_class = batching_and_monitoring_classes()
-    with pytest.raises(text_format.ParseError):
-        text_format.Parse("max_batch_size { value: 1 } batch_timeout { value: 0 }", batching_class())
-    with pytest.raises(text_format.ParseError):
-        text_format.Parse("prometheus_config { enabled: true }", monitoring_class())
-
-
 def test_labels_point_at_versions_the_policy_keeps() -> None:
-    server_config = parse_config("models.config", model_server_config_pb2.ModelServerConfig())
-    (model,) = server_config.model_config_list.config
+    model = model_config()
     assert model.model_version_policy.WhichOneof("policy_choice") == "specific"
     kept = set(model.model_version_policy.specific.versions)
     assert kept
@@ -382,9 +324,9 @@ def test_configmap_holds_the_config_files_unchanged() -> None:
     volumes = {volume["name"]: volume for volume in deployment()["spec"]["template"]["spec"]["volumes"]}
     assert volumes["config"]["configMap"]["name"] == configmap["metadata"]["name"]
     assert {"name": "config", "mountPath": "/config", "readOnly": True} in serving_container()["volumeMounts"]
-    assert all(
-        flags(serving_container()["args"])[flag].startswith("/config/") for flag in ("model_config_file",)
-    )
+    k8s_flags = flags(serving_container()["args"])
+    for flag, name in CONFIG_FLAGS.items():
+        assert k8s_flags[flag] == f"/config/{name}"
 
 
 def test_probes_ask_the_model_status_endpoint_on_the_rest_port() -> None:
@@ -457,7 +399,7 @@ class StatusServer:
         requests = self.requests
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:
                 requests.append(self.path)
                 if self.path != STATUS_PATH:
                     self.send_error(404)
