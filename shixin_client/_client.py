@@ -297,6 +297,11 @@ class _BaseClient:
     def timeout(self) -> Timeout:
         return self._options.timeout
 
+    @property
+    def batch_size(self) -> int:
+        """Images per request in the ``*_many`` methods unless a call says otherwise."""
+        return self._options.batch_size
+
     def _copy_with(self: Any, changes: Mapping[str, Any]) -> Any:
         clone = copy.copy(self)
         clone._options = self._options.merge(changes)

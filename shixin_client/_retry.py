@@ -95,7 +95,7 @@ class RetryBudget:
     def try_spend(self) -> bool:
         """Take one token for a retry; False when the budget is exhausted."""
         with self._lock:
-            if self._tokens < 1.0:
+            if self._tokens < 1.0 - 1e-9:  # ten deposits of 0.1 make one token
                 return False
             self._tokens -= 1.0
             return True

@@ -1,0 +1,266 @@
+"""The ``shixin`` command: arguments in, the public client API, formatted results out.
+
+::
+
+    shixin recognize PATH... [--server URL] [--format tsv|json|csv]   image files, folders, globs
+    shixin status | metadata [--server URL]                           JSON on stdout
+    shixin serve ...                                                  the local server ([server] extra)
+
+``PATH`` may be ``-``: stdin then holds either one image (binary data: it has NUL bytes
+or is not UTF-8) or a list of paths, one per line (text). Without ``--server`` the
+URL comes from ``$SHIXIN_SERVER``, and without that the embedded model is used.
+
+Exit status: 0 when every image was recognised, 1 when some failed (each failure is
+one line on stderr; the others are still printed), 2 for usage errors or when the
+server or model cannot be used at all. Header values given with ``--header`` are sent
+but never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import glob
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Optional, TextIO, Union
+
+from . import (
+    InvalidInputError,
+    MissingDependencyError,
+    ShixinClient,
+    ShixinError,
+    TLSConfig,
+    server_from_env,
+)
+
+#: File name endings a folder is searched for (case-insensitive).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp"})
+#: Show a progress bar (tqdm, the [cli] extra) from this many images on.
+PROGRESS_FROM = 20
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_UNUSABLE = 0, 1, 2
+
+Source = Union[str, bytes]  # a path, or image bytes read from stdin
+
+
+def _parser() -> argparse.ArgumentParser:
+    connection = argparse.ArgumentParser(add_help=False)
+    group = connection.add_argument_group("server")
+    group.add_argument(
+        "--server", help="http(s):// or grpc(s):// URL; default $SHIXIN_SERVER, else the embedded model"
+    )
+    group.add_argument("--model", help="model name on the server")
+    pick = group.add_mutually_exclusive_group()
+    pick.add_argument("--version", type=int, help="model version number")
+    pick.add_argument("--label", help="model version label")
+    group.add_argument("--signature", help="signature name (serving_default sends float tensors)")
+    group.add_argument("--timeout", type=float, help="connect and read timeout in seconds")
+    group.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="extra request header (auth); never printed",
+    )
+    group.add_argument("--ca-file", help="CA bundle that signed the server's certificate")
+    group.add_argument("--cert-file", help="client certificate for mTLS")
+    group.add_argument("--key-file", help="client key for mTLS")
+    group.add_argument("-v", "--verbose", action="store_true", help="log retries and failovers on stderr")
+
+    parser = argparse.ArgumentParser(prog="shixin", description="Recognise captcha images.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    recognize = commands.add_parser("recognize", parents=[connection], help="print the text of each image")
+    recognize.add_argument(
+        "paths", nargs="+", metavar="PATH", help="image file, folder, glob, or - for stdin"
+    )
+    recognize.add_argument("--format", choices=("tsv", "json", "csv"), default="tsv", help="output format")
+    recognize.add_argument("--batch-size", type=int, help="images per request")
+    commands.add_parser("status", parents=[connection], help="the model's versions and states, as JSON")
+    commands.add_parser("metadata", parents=[connection], help="the model's signatures, as JSON")
+    commands.add_parser(
+        "serve", add_help=False, help="run the local TF Serving-compatible server ([server] extra)"
+    )
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["serve"]:
+        return _serve(args_list[1:])
+    args = _parser().parse_args(args_list)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="shixin: %(message)s")
+    try:
+        client = _client(args)
+    except (ShixinError, ValueError) as exc:
+        return _fail(f"cannot use the model: {exc}")
+    with client:
+        try:
+            if args.command == "recognize":
+                return _recognize(client, args)
+            result = client.status() if args.command == "status" else client.metadata()
+        except ShixinError as exc:
+            return _fail(str(exc))
+    json.dump(dataclasses.asdict(result), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def _fail(message: str, code: int = EXIT_UNUSABLE) -> int:
+    print(f"shixin: {message}", file=sys.stderr)
+    return code
+
+
+def _serve(argv: list[str]) -> int:
+    try:
+        from shixin_server.cli import main as serve_main
+    except ImportError:
+        return _fail(str(MissingDependencyError("shixin serve", "server")))
+    return serve_main(argv)
+
+
+def _headers(pairs: list[str]) -> dict[str, str]:
+    headers = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--header needs KEY=VALUE, got a value without '=' (key {key.strip()!r})")
+        headers[key.strip()] = value
+    return headers
+
+
+def _client(args: argparse.Namespace) -> ShixinClient:
+    options: dict[str, Any] = {}
+    if args.model:
+        options["model"] = args.model
+    for key in ("version", "label", "signature", "timeout"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    if getattr(args, "batch_size", None) is not None:
+        options["batch_size"] = args.batch_size
+    server = args.server or server_from_env()
+    if server is None:
+        return ShixinClient.local().with_options(**options)
+    tls = None
+    if args.ca_file or args.cert_file or args.key_file:
+        tls = TLSConfig(ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file)
+    return ShixinClient(server, tls=tls, headers=_headers(args.header)).with_options(**options)
+
+
+def _expand(paths: Sequence[str], stdin: Any) -> Iterator[tuple[str, Union[Source, ShixinError]]]:
+    """(name, image or the error that stands for it) for every PATH argument, in order."""
+    for path in paths:
+        if path == "-":
+            data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            if _is_binary(data):
+                yield "-", data
+            else:
+                yield from _expand(
+                    [line.strip() for line in data.decode("utf-8").splitlines() if line.strip()], None
+                )
+        elif any(char in path for char in "*?["):
+            matches = sorted(glob.glob(path, recursive=True))
+            if not matches:
+                yield path, InvalidInputError(repr(path), "no files match this pattern")
+            yield from ((match, match) for match in matches if Path(match).is_file())
+        elif Path(path).is_dir():
+            found = sorted(
+                p for p in Path(path).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                yield path, InvalidInputError(repr(path), "folder holds no image files")
+            yield from ((str(p), str(p)) for p in found)
+        else:
+            yield path, path
+
+
+def _is_binary(data: bytes) -> bool:
+    if b"\0" in data:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _recognize(client: ShixinClient, args: argparse.Namespace) -> int:
+    entries = list(_expand(args.paths, sys.stdin))
+    todo = [(i, source) for i, (_, source) in enumerate(entries) if not isinstance(source, ShixinError)]
+    results: list[Union[str, ShixinError]] = [
+        source if isinstance(source, ShixinError) else "" for _, source in entries
+    ]
+    step = client.batch_size
+    with _progress(len(todo)) as bar:
+        for start in range(0, len(todo), step):
+            chunk = todo[start : start + step]
+            texts = client.recognize_many([source for _, source in chunk], return_exceptions=True)
+            for (index, _), text in zip(chunk, texts, strict=True):
+                results[index] = text
+            bar.update(len(chunk))
+    failed = 0
+    rows = []
+    for (name, _), result in zip(entries, results, strict=True):
+        if isinstance(result, ShixinError):
+            failed += 1
+            print(f"shixin: {name}: {_reason(result)}", file=sys.stderr)
+        rows.append((name, result))
+    _write(rows, args.format, sys.stdout)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _reason(error: ShixinError) -> str:
+    """The error's text without repeating the file name the line already starts with."""
+    if isinstance(error, InvalidInputError):
+        return error.problem
+    return str(error)
+
+
+def _write(rows: list[tuple[str, Union[str, ShixinError]]], fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        records = [
+            {"path": name, "text": result}
+            if isinstance(result, str)
+            else {"path": name, "error": _reason(result), "type": type(result).__name__}
+            for name, result in rows
+        ]
+        json.dump(records, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["path", "text"])
+        writer.writerows((name, result) for name, result in rows if isinstance(result, str))
+        out.write(buffer.getvalue())
+    else:
+        for name, result in rows:
+            if isinstance(result, str):
+                out.write(f"{name}\t{result}\n")
+
+
+class _NoProgress:
+    def update(self, count: int) -> None:
+        """No bar: tqdm is not installed, or there are too few images to need one."""
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+def _progress(total: int) -> Any:
+    if total < PROGRESS_FROM:
+        return _NoProgress()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoProgress()
+    return tqdm(total=total, file=sys.stderr, unit="img", disable=None)

@@ -1,0 +1,380 @@
+"""The client's request/response model, driven through MockTransport on both twins.
+
+Every test runs on ShixinClient and AsyncShixinClient alike (the ``make`` fixture), so
+the twins cannot drift: same options, same batching, same checks on the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shixin_client import (
+    DEFAULT_SPEC,
+    AsyncMockTransport,
+    AsyncShixinClient,
+    BadResponseError,
+    CaptchaSpec,
+    InvalidInputError,
+    MockRequest,
+    MockTransport,
+    ModelMetadata,
+    ModelNotFoundError,
+    ModelRef,
+    ModelStatus,
+    Prediction,
+    RequestRejectedError,
+    ShixinClient,
+    ShixinTimeoutError,
+    Timeout,
+    VersionStatus,
+)
+from shixin_client._client import parse_server
+from shixin_client._spec import (
+    INPUT_BYTES,
+    INPUT_DESCRIBE,
+    INPUT_FLOAT,
+    OUTPUT_SOFTMAX,
+    SIGNATURE_BYTES,
+    SIGNATURE_DESCRIBE,
+    SIGNATURE_FLOAT,
+)
+from shixin_client._transports.local import describe_outputs
+from shixin_client._transports.mock import softmax_for
+
+
+def png(seed: int, size: tuple[int, int] = (160, 70)) -> bytes:
+    """A small noisy PNG; its first pixel byte tells the fake model which text to answer."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+IMAGES = [png(i) for i in range(5)]
+TEXTS = ["ab12", "cd34", "ef56", "gh78", "ij90"]
+TEXT_OF = dict(zip(IMAGES, TEXTS, strict=True))
+
+
+class FakeModel:
+    """A handler playing TF Serving with our model: it records every request it gets."""
+
+    def __init__(self, spec: CaptchaSpec | None = DEFAULT_SPEC, rows_delta: int = 0) -> None:
+        self.spec = spec
+        self.rows_delta = rows_delta
+        self.requests: list[MockRequest] = []
+
+    def __call__(self, request: MockRequest) -> Any:
+        self.requests.append(request)
+        if request.kind == "status":
+            return ModelStatus(request.model.name, (VersionStatus(1, "AVAILABLE"),))
+        if request.kind == "metadata":
+            return ModelMetadata(request.model.name, 1, ())
+        signature = request.model.signature
+        if signature == SIGNATURE_DESCRIBE:
+            if self.spec is None:
+                raise RequestRejectedError(
+                    'Serving signature name: "describe" not found in signature def', code="INVALID_ARGUMENT"
+                )
+            return describe_outputs(self.spec, len(request.inputs[INPUT_DESCRIBE]))
+        spec = self.spec or DEFAULT_SPEC
+        if signature == SIGNATURE_BYTES:
+            texts = [TEXT_OF.get(bytes(data), "zzzz") for data in request.inputs[INPUT_BYTES]]
+        else:
+            texts = ["flt0"] * len(request.inputs[INPUT_FLOAT])
+        texts = (
+            texts[: len(texts) + self.rows_delta]
+            if self.rows_delta < 0
+            else texts + ["xtra"] * self.rows_delta
+        )
+        return {OUTPUT_SOFTMAX: softmax_for(texts, spec)}
+
+    def predicts(self) -> list[MockRequest]:
+        return [r for r in self.requests if r.kind == "predict" and r.model.signature != SIGNATURE_DESCRIBE]
+
+
+def run(value: Any) -> Any:
+    """The value of a sync call, or of an awaited async one: lets one test body drive both twins."""
+    return asyncio.run(_await(value)) if asyncio.iscoroutine(value) else value
+
+
+async def _await(value: Any) -> Any:
+    return await value
+
+
+@pytest.fixture(params=["sync", "async"])
+def make(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    def build(handler: Callable[[MockRequest], Any], **options: Any) -> Any:
+        if request.param == "sync":
+            return ShixinClient(transport=MockTransport(handler), **options)
+        return AsyncShixinClient(transport=AsyncMockTransport(handler), **options)
+
+    return build
+
+
+def test_recognize_sends_the_file_bytes_to_the_bytes_signature(make: Callable[..., Any]) -> None:
+    model = FakeModel()
+    client = make(model)
+    assert run(client.recognize(IMAGES[0])) == "ab12"
+    (call,) = model.predicts()
+    assert call.model.signature == SIGNATURE_BYTES
+    assert list(call.inputs) == [INPUT_BYTES]
+    assert call.inputs[INPUT_BYTES].dtype == object and bytes(call.inputs[INPUT_BYTES][0]) == IMAGES[0]
+    assert call.output_filter == (OUTPUT_SOFTMAX,)
+
+
+def test_float_path_sends_the_preprocessed_tensor(make: Callable[..., Any]) -> None:
+    model = FakeModel()
+    client = make(model)
+    assert run(client.recognize(IMAGES[0], signature=SIGNATURE_FLOAT)) == "flt0"
+    assert run(client.with_options(float_input=True).recognize(IMAGES[1])) == "flt0"
+    first, second = model.predicts()
+    for call in (first, second):
+        assert call.model.signature == SIGNATURE_FLOAT
+        tensor = call.inputs[INPUT_FLOAT]
+        assert tensor.shape == (1, 70, 160, 1) and tensor.dtype == np.float32
+        assert set(np.unique(tensor)) <= {0.0, 1.0}
+
+
+def test_recognize_many_keeps_input_order_in_few_requests(make: Callable[..., Any]) -> None:
+    model = FakeModel()
+    client = make(model, batch_size=2)
+    images = [IMAGES[4], IMAGES[0], IMAGES[3], IMAGES[1], IMAGES[2]]
+    assert run(client.recognize_many(images)) == ["ij90", "ab12", "gh78", "cd34", "ef56"]
+    assert [len(c.inputs[INPUT_BYTES]) for c in model.predicts()] == [2, 2, 1]
+    model.requests.clear()
+    assert run(client.recognize_many(images, batch_size=10)) == ["ij90", "ab12", "gh78", "cd34", "ef56"]
+    assert [len(c.inputs[INPUT_BYTES]) for c in model.predicts()] == [5]
+
+
+def test_every_image_kind_is_accepted(make: Callable[..., Any], tmp_path: Any) -> None:
+    path = tmp_path / "captcha.png"
+    path.write_bytes(IMAGES[2])
+    picture = Image.open(io.BytesIO(IMAGES[3]))
+    array = np.asarray(picture)
+    batch = np.stack([array, array])
+    client = make(FakeModel())
+    texts = run(client.recognize_many([str(path), path, io.BytesIO(IMAGES[2]), picture, array, batch]))
+    # The PIL image and arrays are re-encoded as PNG, so the fake model does not know their bytes.
+    assert texts[:3] == ["ef56", "ef56", "ef56"] and len(texts) == 7
+
+
+def test_a_bad_image_fails_alone_with_return_exceptions(make: Callable[..., Any]) -> None:
+    model = FakeModel()
+    client = make(model)
+    images = [IMAGES[0], b"not an image", IMAGES[1]]
+    results = run(client.recognize_many(images, return_exceptions=True))
+    assert results[0] == "ab12" and results[2] == "cd34"
+    assert isinstance(results[1], InvalidInputError) and "item 1" in str(results[1])
+    with pytest.raises(InvalidInputError, match="item 1"):
+        run(client.recognize_many(images))
+
+
+def test_a_failed_batch_marks_only_its_own_items(make: Callable[..., Any]) -> None:
+    model = FakeModel()
+    calls = {"n": 0}
+
+    def flaky(request: MockRequest) -> Any:
+        if request.kind == "predict" and request.model.signature == SIGNATURE_BYTES:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise RequestRejectedError("batch two refused", code="INVALID_ARGUMENT")
+        return model(request)
+
+    client = make(flaky, batch_size=2)
+    results = run(client.recognize_many(IMAGES, return_exceptions=True))
+    assert results[0:2] == ["ab12", "cd34"] and results[4] == "ij90"
+    assert all(isinstance(r, RequestRejectedError) for r in results[2:4])
+
+
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_wrong_number_of_rows_is_a_bad_response(make: Callable[..., Any], delta: int) -> None:
+    client = make(FakeModel(rows_delta=delta))
+    with pytest.raises(BadResponseError, match="sent 2 image"):
+        run(client.recognize_many(IMAGES[:2]))
+
+
+def test_wrong_class_count_is_a_bad_response(make: Callable[..., Any]) -> None:
+    def handler(request: MockRequest) -> Any:
+        if request.model.signature == SIGNATURE_DESCRIBE:
+            return describe_outputs(DEFAULT_SPEC, 1)
+        return {OUTPUT_SOFTMAX: np.full((1, 40, 11), 1 / 11, dtype=np.float32)}
+
+    with pytest.raises(BadResponseError, match="11 classes"):
+        run(make(handler).recognize(IMAGES[0]))
+
+
+def test_predict_gives_confidence_and_optional_softmax(make: Callable[..., Any]) -> None:
+    client = make(FakeModel())
+    plain = run(client.predict(IMAGES[0]))
+    assert isinstance(plain, Prediction) and plain.text == "ab12" and plain.softmax is None
+    assert 0.0 < plain.confidence <= 1.0 and len(plain.char_probabilities) == 4
+    full = run(client.predict(IMAGES[0], with_softmax=True))
+    assert full.softmax is not None and full.softmax.shape == (40, 37)
+
+
+def test_predict_refuses_a_batch_array(make: Callable[..., Any]) -> None:
+    batch = np.zeros((3, 70, 160), dtype=np.uint8)
+    with pytest.raises(InvalidInputError, match="3 images"):
+        run(make(FakeModel()).predict(batch))
+
+
+def test_spec_comes_from_describe_once_and_drives_decoding(make: Callable[..., Any]) -> None:
+    custom = CaptchaSpec(
+        charset="abcdefghij", blank_index=0, label_length=4, height=70, width=160, time_steps=40
+    )
+    model = FakeModel(spec=custom)
+
+    def handler(request: MockRequest) -> Any:
+        if request.model.signature == SIGNATURE_BYTES:
+            model.requests.append(request)
+            return {OUTPUT_SOFTMAX: softmax_for(["jihg"] * len(request.inputs[INPUT_BYTES]), custom)}
+        return model(request)
+
+    client = make(handler)
+    assert run(client.recognize(IMAGES[0])) == "jihg"
+    assert run(client.recognize(IMAGES[1])) == "jihg"
+    describes = [r for r in model.requests if r.model.signature == SIGNATURE_DESCRIBE]
+    assert len(describes) == 1
+    assert describes[0].inputs[INPUT_DESCRIBE].dtype == np.int32
+    assert client.spec == custom
+
+
+def test_spec_falls_back_to_the_reference_without_describe(make: Callable[..., Any]) -> None:
+    client = make(FakeModel(spec=None))
+    assert run(client.get_spec()) == DEFAULT_SPEC
+    assert client.spec == DEFAULT_SPEC
+
+
+def test_async_spec_before_fetch_says_how_to_fetch() -> None:
+    client = AsyncShixinClient(transport=AsyncMockTransport(FakeModel()))
+    with pytest.raises(RuntimeError, match="get_spec"):
+        _ = client.spec
+
+
+def test_per_call_overrides_and_not_given(make: Callable[..., Any]) -> None:
+    model = FakeModel()
+    client = make(model, model="shixin", timeout=7.0)
+    run(client.recognize(IMAGES[0]))
+    run(client.recognize(IMAGES[0], timeout=None, version=3))
+    run(client.recognize(IMAGES[0], model="other", label="stable", timeout=(1.0, 2.0)))
+    first, second, third = model.predicts()
+    assert first.timeout == Timeout(7.0, 7.0) and first.model == ModelRef("shixin", signature=SIGNATURE_BYTES)
+    assert second.timeout == Timeout(None, None) and second.model.version == 3
+    assert third.model == ModelRef("other", label="stable", signature=SIGNATURE_BYTES)
+    assert third.timeout == Timeout(1.0, 2.0)
+    with pytest.raises(TypeError, match="timout"):
+        run(client.recognize(IMAGES[0], timout=3))
+    with pytest.raises(ValueError, match="not both"):
+        run(client.recognize(IMAGES[0], version=1, label="stable"))
+
+
+def test_with_options_shares_the_transport_and_keeps_the_original(make: Callable[..., Any]) -> None:
+    client = make(FakeModel())
+    other = client.with_options(model="other", timeout=1.0, batch_size=3)
+    assert other._shared is client._shared
+    assert client.model.name == "shixin" and other.model.name == "other"
+    assert client.batch_size != 3 and other.batch_size == 3
+    assert other.timeout == Timeout(1.0, 1.0)
+
+
+def test_status_metadata_ready(make: Callable[..., Any]) -> None:
+    client = make(FakeModel())
+    assert run(client.status()).ready
+    assert run(client.metadata()).name == "shixin"
+    assert run(client.ready()) is True
+
+
+def test_wait_until_ready_times_out(make: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(request: MockRequest) -> Any:
+        raise ModelNotFoundError("Could not find any versions of model shixin", code="NOT_FOUND")
+
+    client = make(missing)
+    sleeps: list[float] = []
+
+    async def async_sleep(delay: float) -> None:
+        sleeps.append(delay)
+
+    monkeypatch.setattr(
+        type(client),
+        "_sleep",
+        staticmethod(async_sleep if isinstance(client, AsyncShixinClient) else sleeps.append),
+    )
+    assert run(client.ready()) is False
+    with pytest.raises(ShixinTimeoutError, match="not ready"):
+        run(client.wait_until_ready(timeout=0.05))
+    assert sleeps
+
+
+def test_async_client_refuses_a_sync_transport() -> None:
+    with pytest.raises(TypeError, match="ThreadedAsyncTransport"):
+        AsyncShixinClient(transport=MockTransport(FakeModel()))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="SyncTransport"):
+        ShixinClient(transport=AsyncMockTransport(FakeModel()))  # type: ignore[arg-type]
+
+
+def test_context_managers_close_the_transport() -> None:
+    transport = MockTransport(FakeModel())
+    with ShixinClient(transport=transport):
+        pass
+    assert transport.closed
+
+    async def main() -> AsyncMockTransport:
+        async_transport = AsyncMockTransport(FakeModel())
+        async with AsyncShixinClient(transport=async_transport):
+            pass
+        return async_transport
+
+    assert asyncio.run(main()).closed
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ("http://h", ("rest", ["http://h:8501"], False)),
+        ("https://h", ("rest", ["https://h"], True)),
+        ("http://a:1, http://b:2", ("rest", ["http://a:1", "http://b:2"], False)),
+        (["https://a:1", "https://b:2"], ("rest", ["https://a:1", "https://b:2"], True)),
+        ("grpc://h", ("grpc", ["h:8500"], False)),
+        ("grpcs://h:9000", ("grpc", ["h:9000"], True)),
+        ("grpc://dns:///h:8500", ("grpc", ["dns:///h:8500"], False)),
+    ],
+)
+def test_server_urls_pick_the_transport(server: Any, expected: tuple[str, list[str], bool]) -> None:
+    assert parse_server(server) == expected
+
+
+@pytest.mark.parametrize("server", ["h:8501", "ftp://h", ["grpc://a", "grpc://b"], "http://a,grpc://b", ""])
+def test_bad_server_urls_are_refused(server: Any) -> None:
+    with pytest.raises(ValueError):
+        parse_server(server)
+
+
+def test_no_server_anywhere_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHIXIN_SERVER", raising=False)
+    with pytest.raises(ValueError, match="SHIXIN_SERVER"):
+        ShixinClient()
+    monkeypatch.setenv("SHIXIN_SERVER", "http://127.0.0.1:1")
+    assert ShixinClient().endpoint == "http://127.0.0.1:1"
+
+
+def test_headers_never_show_in_repr_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "Bearer s3cr3t-t0ken"
+    client = ShixinClient(
+        "http://user:pw@127.0.0.1:1", headers={"Authorization": secret}, retry=0, timeout=0.5
+    )
+    caplog.set_level(logging.DEBUG, logger="shixin_client")
+    text = repr(client) + repr(client._shared.transport) + client.endpoint
+    with pytest.raises(Exception) as info:
+        client.status()
+    text += str(info.value) + repr(info.value) + caplog.text
+    assert "s3cr3t" not in text and ":pw@" not in text
+    assert "Authorization=<redacted>" in repr(client._shared.transport)
