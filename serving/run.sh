@@ -134,10 +134,14 @@ for file in "$model_config" "$batching_config" "$monitoring_config"; do
 done
 
 # The config names the model and where it lives in the container; the host layout must match.
-mapfile -t names < <(sed -nE 's/^[[:space:]]*name:[[:space:]]*"([^"]+)".*/\1/p' "$model_config")
-((${#names[@]} == 1)) ||
-    die "$model_config must configure exactly one model (found ${#names[@]}: ${names[*]:-none})"
-model_name=${names[0]}
+# (Plain read loops rather than mapfile: macOS still ships bash 3.2.)
+names=""
+while IFS= read -r name; do
+    names+="${names:+ }$name"
+done < <(sed -nE 's/^[[:space:]]*name:[[:space:]]*"([^"]+)".*/\1/p' "$model_config")
+[[ -n $names && $names != *" "* ]] ||
+    die "$model_config must configure exactly one model with a name (found: ${names:-none})"
+model_name=$names
 base_path=$(sed -nE 's/^[[:space:]]*base_path:[[:space:]]*"([^"]+)".*/\1/p' "$model_config")
 [[ $base_path == "$container_models/$model_name" ]] ||
     die "$model_config: base_path is '$base_path' but must be '$container_models/$model_name'," \
@@ -151,24 +155,23 @@ models_dir=$(cd "$models_dir" && pwd -P)
 model_dir="$models_dir/$model_name"
 [[ -d $model_dir ]] ||
     die "$model_dir does not exist; expected <models>/$model_name/<int version>/saved_model.pb"
-versions=()
+on_disk=""
 for dir in "$model_dir"/*/; do
     version=$(basename "$dir")
     [[ $version =~ ^[0-9]+$ ]] || continue
     [[ -f $dir/saved_model.pb ]] ||
         die "$model_dir/$version has no saved_model.pb; remove it or finish the export"
-    versions+=("$((10#$version))")
+    on_disk+="${on_disk:+ }$((10#$version))"
 done
-((${#versions[@]} > 0)) ||
+[[ -n $on_disk ]] ||
     die "$model_dir has no version folders; expected $model_dir/<int version>/saved_model.pb"
 # Versions the config names (policy `versions:` and label `value:` lines) must be on disk,
 # or TF Serving rejects the labels and never serves.
-mapfile -t wanted < <(sed -nE 's/^[[:space:]]*(versions|value):[[:space:]]*([0-9]+).*/\2/p' "$model_config")
-for version in "${wanted[@]}"; do
-    [[ " ${versions[*]} " == *" $((10#$version)) "* ]] ||
+while IFS= read -r version; do
+    [[ " $on_disk " == *" $((10#$version)) "* ]] ||
         die "$model_config names version $version of $model_name, but $model_dir/$version/saved_model.pb" \
-            "does not exist (on disk: ${versions[*]})"
-done
+            "does not exist (on disk: $on_disk)"
+done < <(sed -nE 's/^[[:space:]]*(versions|value):[[:space:]]*([0-9]+).*/\2/p' "$model_config")
 
 # --- Ports and Docker -----------------------------------------------------------------------
 for port in "$grpc_port" "$rest_port"; do

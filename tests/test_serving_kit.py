@@ -610,6 +610,40 @@ def test_bad_layout_is_refused_before_docker_runs(kit: Kit, layout: list[str], p
     assert kit.docker_calls() == []
 
 
+# run.sh reads models.config line by line, one field per line, as the kit's file is written.
+ELSEWHERE_CONFIG = """model_config_list {
+  config {
+    name: "shixin"
+    base_path: "/srv/shixin"
+  }
+}
+"""
+TWO_MODELS_CONFIG = """model_config_list {
+  config {
+    name: "a"
+  }
+  config {
+    name: "b"
+  }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("config", "phrase"),
+    [
+        (ELSEWHERE_CONFIG, "base_path is '/srv/shixin' but must be '/models/shixin'"),
+        (TWO_MODELS_CONFIG, "exactly one model with a name (found: a b)"),
+    ],
+)
+def test_model_config_that_does_not_fit_the_mount_is_refused(kit: Kit, config: str, phrase: str) -> None:
+    kit.add_version("1")
+    custom = kit.root / "custom.config"
+    custom.write_text(config)
+    fails_with(kit.run("--no-wait", "--model-config", str(custom)), phrase)
+    assert kit.docker_calls() == []
+
+
 def test_busy_port_is_refused(kit: Kit) -> None:
     kit.add_version("1")
     with socket.socket() as listener:
