@@ -231,9 +231,9 @@ def wire_bytes(image: ImageInput, *, name: str | None = None, limits: ImageLimit
     PNG, so both paths always see the same picture.
     """
     name = name or input_name(image)
-    picture = open_image(image, name, limits)
+    data = read_source(image, name, limits)  # once: a file object cannot be read twice
+    picture = open_image(image if data is None else data, name, limits)
     preprocess(picture, name=name, limits=limits)
-    data = read_source(image, name, limits)
     if data is not None and _sendable_as_is(data):
         return data
     if picture.mode not in ("L", "RGB", "RGBA", "LA", "P"):
