@@ -36,7 +36,7 @@ from ._exceptions import (
     ShixinError,
     ShixinTimeoutError,
 )
-from ._images import ImageInput, preprocess, wire_bytes
+from ._images import ImageInput, input_name, preprocess, wire_bytes
 from ._models import ModelMetadata, ModelStatus, Prediction
 from ._retry import RetryBudget, retry_delay
 from ._spec import (
@@ -359,9 +359,7 @@ class _BaseClient:
     def _one(image: ImageInput) -> list[ImageInput]:
         items = expand([image])
         if len(items) != 1:
-            raise InvalidInputError(
-                items[0].name if items else "image", f"holds {len(items)} images; use *_many()"
-            )
+            raise InvalidInputError(input_name(image), f"holds {len(items)} images; use the *_many() methods")
         return [image]
 
     def _plan(

@@ -99,4 +99,3 @@ class RetryBudget:
                 return False
             self._tokens -= 1.0
             return True
-

@@ -222,7 +222,7 @@ def test_predict_gives_confidence_and_optional_softmax(make: Callable[..., Any])
 
 
 def test_predict_refuses_a_batch_array(make: Callable[..., Any]) -> None:
-    batch = np.zeros((3, 70, 160), dtype=np.uint8)
+    batch = np.zeros((3, 70, 160, 1), dtype=np.uint8)
     with pytest.raises(InvalidInputError, match="3 images"):
         run(make(FakeModel()).predict(batch))
 
