@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="shixin serve", description=DESCRIPTION, allow_abbrev=False)
 
     def flag(name: str, **kwargs: Any) -> None:
-        parser.add_argument(f"--{name}", f"--{name.replace('_', '-')}", dest=name, **kwargs)
+        spellings = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"])
+        parser.add_argument(*spellings, dest=name, **kwargs)
 
     def switch(name: str, help_text: str) -> None:
         flag(name, type=_bool, nargs="?", const=True, default=False, metavar="BOOL", help=help_text)
