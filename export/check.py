@@ -1,0 +1,134 @@
+"""``export check``: prove an exported version answers exactly like the Keras model it came from.
+
+The SavedModel is loaded in a fresh process (:mod:`export._check_worker`), as TF Serving
+would load it; this process loads the Keras model, runs it on the same inputs and
+compares. The export passes only if every signature is there with the promised names,
+``describe`` agrees with the model's shapes, the warm-up requests replay, both
+prediction signatures stay within ``tolerance`` of Keras and every decoded string is
+the same.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from shixin_client._decode import to_predictions
+from shixin_client._spec import SIGNATURE_BYTES, SIGNATURE_DESCRIBE, SIGNATURE_FLOAT, CaptchaSpec
+
+from .saved_model import inference_model
+
+DEFAULT_TOLERANCE = 1e-5
+SIGNATURES = (SIGNATURE_FLOAT, SIGNATURE_BYTES, SIGNATURE_DESCRIBE)
+
+
+@dataclass
+class CheckReport:
+    """What the check found; ``problems`` empty means the export is good."""
+
+    version_dir: Path
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _run_worker(version_dir: Path, samples: Sequence[bytes], workdir: Path) -> tuple[dict, dict]:
+    samples_dir = workdir / "samples"
+    samples_dir.mkdir()
+    for index, data in enumerate(samples):
+        (samples_dir / f"{index:05d}.img").write_bytes(data)
+    out_path = workdir / "outputs.npz"
+    command = [
+        sys.executable,
+        "-m",
+        "export._check_worker",
+        str(version_dir),
+        str(samples_dir),
+        str(out_path),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    print(done.stdout, end="")
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"loading or running {version_dir} in a fresh process failed:\n{tail}")
+    with np.load(out_path) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    return json.loads(str(arrays.pop("report"))), arrays
+
+
+def _compare(
+    report: CheckReport, name: str, got: np.ndarray, want: np.ndarray, spec: CaptchaSpec, tolerance: float
+) -> None:
+    if got.shape != want.shape:
+        report.problems.append(f"{name}: output shape {got.shape}, Keras gives {want.shape}")
+        return
+    diff = float(np.abs(got - want).max())
+    texts_got = [p.text for p in to_predictions(got, spec)]
+    texts_want = [p.text for p in to_predictions(want, spec)]
+    differing = [i for i, (a, b) in enumerate(zip(texts_got, texts_want, strict=True)) if a != b]
+    report.notes.append(
+        f"{name}: max abs diff {diff:.3g} on {len(got)} images; {len(differing)} strings differ"
+    )
+    if not diff <= tolerance:
+        report.problems.append(f"{name}: max abs diff {diff:.3g} from the Keras model exceeds {tolerance:g}")
+    if differing:
+        shown = ", ".join(f"#{i} {texts_got[i]!r} vs {texts_want[i]!r}" for i in differing[:5])
+        report.problems.append(f"{name}: {len(differing)} decoded strings differ from Keras ({shown})")
+
+
+def run_check(
+    version_dir: str | Path,
+    model: keras.Model,
+    samples: Sequence[bytes],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> CheckReport:
+    """Check ``version_dir`` against ``model`` on the encoded ``samples``; never raises for a bad export."""
+    version_dir = Path(version_dir)
+    report = CheckReport(version_dir)
+    if not (version_dir / "saved_model.pb").is_file():
+        report.problems.append(f"{version_dir} holds no saved_model.pb")
+        return report
+    if not samples:
+        raise ValueError("export check needs at least one sample image")
+    model = inference_model(model)
+    with tempfile.TemporaryDirectory(prefix="shixin-check-") as workdir:
+        try:
+            facts, outputs = _run_worker(version_dir, samples, Path(workdir))
+        except RuntimeError as exc:
+            report.problems.append(str(exc))
+            return report
+    missing = sorted(set(SIGNATURES) - set(facts["signatures"]))
+    if missing:
+        report.problems.append(f"missing signatures: {', '.join(missing)}")
+    spec = CaptchaSpec(**facts["spec"])
+    _, height, width, _ = model.inputs[0].shape
+    _, steps, classes = model.outputs[0].shape
+    promised = (spec.height, spec.width, spec.time_steps, spec.num_classes)
+    if promised != (height, width, steps, classes):
+        report.problems.append(
+            f"describe says height, width, time steps, classes = {promised}, "
+            f"the Keras model has {(height, width, steps, classes)}"
+        )
+        return report
+    if facts["describe_rows"] != 2:
+        report.problems.append(f"describe returned {facts['describe_rows']} rows for 2 inputs")
+    warmed = {entry["signature"] for entry in facts["warmup"]}
+    if not warmed >= set(SIGNATURES):
+        report.problems.append(f"warm-up requests miss {', '.join(sorted(set(SIGNATURES) - warmed))}")
+    want = np.asarray(model(outputs["floats"], training=False))
+    for name in (SIGNATURE_FLOAT, SIGNATURE_BYTES):
+        _compare(report, name, outputs[name], want, spec, tolerance)
+    report.notes.append(f"describe: {facts['spec']}")
+    return report

@@ -1,0 +1,128 @@
+"""The project's one preprocessing, re-done in TensorFlow ops for the ``serving_bytes`` signature.
+
+This is the only second implementation of :func:`shixin_client._images.preprocess`, and
+``tests/export/test_preprocess_parity.py`` holds it to the first. Each step copies what
+Pillow and numpy do, down to the integer rounding, so that both paths give the same
+tensor for every file :func:`shixin_client._images.wire_bytes` sends as is:
+
+1. decode: ``tf.io.decode_image`` (first GIF frame); JPEG with libjpeg's accurate integer
+   DCT and fancy upsampling, which is what Pillow uses; any channel count to RGBA;
+2. resize, only when the size differs: Pillow's BILINEAR resampling of an RGBA image
+   (premultiply alpha, horizontal then vertical pass with 22-bit fixed-point weights,
+   un-premultiply), in float64 where every intermediate value is an exact integer;
+3. composite on white, gray with (0.299, 0.587, 0.114) truncated to uint8;
+4. 1 where gray > the image mean (float64, as numpy's ``mean`` of uint8), else 0.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from shixin_client._images import GRAY_WEIGHTS
+from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
+
+#: Pillow's fixed-point precision for 8-bit resampling (libImaging/Resample.c).
+_PRECISION_BITS = 32 - 8 - 2
+
+
+def decode_rgba(image_bytes: tf.Tensor) -> tf.Tensor:
+    """One encoded PNG/JPEG/GIF/BMP file -> uint8 [H, W, 4], as Pillow's ``convert("RGBA")``."""
+    pixels = tf.cond(
+        tf.io.is_jpeg(image_bytes),
+        lambda: tf.io.decode_jpeg(image_bytes, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(image_bytes, expand_animations=False, dtype=tf.uint8),
+    )
+    pixels.set_shape([None, None, None])
+    channels = tf.shape(pixels)[2]
+    opaque = tf.fill(tf.shape(pixels[:, :, :1]), tf.constant(255, tf.uint8))
+
+    def expand(gray: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+        return tf.concat([gray, gray, gray, alpha], axis=2)
+
+    return tf.switch_case(
+        channels - 1,
+        [
+            lambda: expand(pixels[:, :, :1], opaque),
+            lambda: expand(pixels[:, :, :1], pixels[:, :, 1:2]),
+            lambda: tf.concat([pixels[:, :, :3], opaque], axis=2),
+            lambda: pixels[:, :, :4],
+        ],
+    )
+
+
+def _bilinear_weights(in_size: tf.Tensor, out_size: int) -> tf.Tensor:
+    """Pillow's fixed-point BILINEAR coefficients as a float64 [out_size, in_size] matrix."""
+    in_f = tf.cast(in_size, tf.float64)
+    scale = in_f / out_size
+    filterscale = tf.maximum(scale, 1.0)
+    support = filterscale  # the triangle filter's support is 1
+    center = (tf.range(out_size, dtype=tf.float64) + 0.5) * scale
+    xmin = tf.maximum(tf.cast(center - support + 0.5, tf.int32), 0)
+    xmax = tf.minimum(tf.cast(center + support + 0.5, tf.int32), in_size)
+    source = tf.range(in_size)
+    inside = (source[None, :] >= xmin[:, None]) & (source[None, :] < xmax[:, None])
+    distance = (tf.cast(source, tf.float64)[None, :] - center[:, None] + 0.5) / filterscale
+    weights = tf.where(inside, tf.maximum(1.0 - tf.abs(distance), 0.0), 0.0)
+    total = tf.reduce_sum(weights, axis=1, keepdims=True)
+    weights = tf.math.divide_no_nan(weights, total)
+    return tf.floor(weights * (1 << _PRECISION_BITS) + 0.5)
+
+
+def _resample_rows(pixels: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """One Pillow pass over axis 1 of float64 [A, B, C] pixels; rounds to 0..255 like clip8."""
+    total = tf.einsum("ob,abc->aoc", weights, pixels) + (1 << (_PRECISION_BITS - 1))
+    return tf.clip_by_value(tf.floor(total / (1 << _PRECISION_BITS)), 0.0, 255.0)
+
+
+def resize_rgba(rgba: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """uint8 RGBA [H, W, 4] -> [height, width, 4] exactly as Pillow's ``resize(..., BILINEAR)``."""
+    ints = tf.cast(rgba, tf.int32)
+    alpha = ints[:, :, 3:]
+    mixed = ints[:, :, :3] * alpha + 128
+    shift = tf.bitwise.right_shift
+    premultiplied = tf.concat([shift(shift(mixed, 8) + mixed, 8), alpha], axis=2)
+    pixels = tf.cast(premultiplied, tf.float64)
+    shape = tf.shape(rgba)
+    pixels = _resample_rows(pixels, _bilinear_weights(shape[1], width))
+    pixels = tf.transpose(
+        _resample_rows(tf.transpose(pixels, [1, 0, 2]), _bilinear_weights(shape[0], height)), [1, 0, 2]
+    )
+    out = tf.cast(pixels, tf.int32)
+    alpha = out[:, :, 3:]
+    divided = tf.minimum((255 * out[:, :, :3]) // tf.maximum(alpha, 1), 255)
+    keep = (alpha == 0) | (alpha == 255)
+    colour = tf.where(keep, out[:, :, :3], divided)
+    return tf.cast(tf.concat([colour, alpha], axis=2), tf.uint8)
+
+
+def binarize_rgba(rgba: tf.Tensor) -> tf.Tensor:
+    """uint8 RGBA [H, W, 4] -> float32 [H, W, 1] in {0, 1}: white composite, gray, mean threshold."""
+    values = tf.cast(rgba, tf.float32)
+    alpha = values[:, :, 3:] / 255.0
+    rgb = values[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
+    gray = tf.cast(tf.cast(tf.linalg.matvec(rgb, tf.constant(GRAY_WEIGHTS)), tf.uint8), tf.float64)
+    mean = tf.reduce_sum(gray) / tf.cast(tf.size(gray), tf.float64)
+    return tf.cast(gray > mean, tf.float32)[:, :, None]
+
+
+def preprocess_one(image_bytes: tf.Tensor, spec: CaptchaSpec = DEFAULT_SPEC) -> tf.Tensor:
+    """A scalar string tensor (one encoded file) -> the model input float32 [height, width, 1]."""
+    rgba = decode_rgba(image_bytes)
+    shape = tf.shape(rgba)
+    same_size = (shape[0] == spec.height) & (shape[1] == spec.width)
+    rgba = tf.cond(same_size, lambda: rgba, lambda: resize_rgba(rgba, spec.height, spec.width))
+    rgba = tf.ensure_shape(rgba, [spec.height, spec.width, 4])
+    return binarize_rgba(rgba)
+
+
+def decode_and_preprocess(image_bytes: tf.Tensor, spec: CaptchaSpec = DEFAULT_SPEC) -> tf.Tensor:
+    """String [N] of encoded files -> float32 [N, height, width, 1], the ``serving_default`` input.
+
+    A file that is not a decodable image raises InvalidArgumentError, which TF Serving
+    returns as 400 / INVALID_ARGUMENT for the whole request.
+    """
+    return tf.map_fn(
+        lambda data: preprocess_one(data, spec),
+        image_bytes,
+        fn_output_signature=tf.TensorSpec([spec.height, spec.width, 1], tf.float32),
+    )

@@ -1,0 +1,81 @@
+"""The embedded model: a LiteRT flatbuffer of the softmax model, builtin ops only.
+
+The SDK's local transport runs it with ``ai-edge-litert`` (no TensorFlow). A Keras GRU
+converts to a TensorFlow ``While`` loop that needs Flex (select TF) ops; with the GRUs
+unrolled over the fixed number of time steps it converts to builtin ops alone. So the
+same architecture is rebuilt from its config with ``unroll=True`` in every recurrent
+layer and given the trained weights: the same function, a different graph.
+
+The batch dimension stays dynamic: the interpreter starts at batch 1 and callers
+``resize_tensor_input`` for larger batches.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from shixin_client._spec import DEFAULT_SPEC, DESCRIBE_OUTPUTS, CaptchaSpec
+
+from .saved_model import check_model_matches, inference_model
+
+_RECURRENT = frozenset({"GRU", "LSTM", "SimpleRNN"})
+
+
+def _unrolled_config(config: Any) -> Any:
+    """A deep copy of a Keras config with ``unroll=True`` set on every recurrent layer."""
+    if isinstance(config, dict):
+        copied = {key: _unrolled_config(value) for key, value in config.items()}
+        if copied.get("class_name") in _RECURRENT and isinstance(copied.get("config"), dict):
+            copied["config"]["unroll"] = True
+        return copied
+    if isinstance(config, list):
+        return [_unrolled_config(item) for item in config]
+    return config
+
+
+def unrolled_copy(model: keras.Model) -> keras.Model:
+    """The same architecture and weights with unrolled recurrent layers."""
+    copy = model.__class__.from_config(_unrolled_config(model.get_config()))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def write_tflite(model: keras.Model, path: str | Path) -> Path:
+    """Convert the softmax model to LiteRT (float input [N, H, W, 1]) and write it to ``path``."""
+    model = unrolled_copy(inference_model(model))
+    _, height, width, channels = model.inputs[0].shape
+    signature = tf.TensorSpec([None, height, width, channels], tf.float32)
+    function = tf.function(lambda image: model(image, training=False), input_signature=[signature])
+    # Keras 3 variables reach the converter as resource handles that the interpreter
+    # cannot read (READ_VARIABLE fails): fold them into constants first.
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    flatbuffer = converter.convert()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(flatbuffer)
+    return path
+
+
+def write_spec_json(spec: CaptchaSpec, path: str | Path) -> Path:
+    """``spec.json`` beside the embedded model: the same facts the ``describe`` signature gives."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    facts = {name: getattr(spec, name) for name in DESCRIBE_OUTPUTS}
+    path.write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def write_embedded(model: keras.Model, tflite_path: str | Path, spec: CaptchaSpec = DEFAULT_SPEC) -> Path:
+    """The SDK's embedded asset pair: ``<tflite_path>`` and ``spec.json`` in the same folder."""
+    check_model_matches(inference_model(model), spec)
+    path = write_tflite(model, tflite_path)
+    write_spec_json(spec, path.with_name("spec.json"))
+    return path
