@@ -25,6 +25,7 @@ import numpy as np
 
 from ._batching import Batch, BatchPlan, Item, expand
 from ._config import DEFAULT_BATCH_SIZE, Headers, ModelRef, RetryPolicy, Timeout, TLSConfig, server_from_env
+from ._decode import to_predictions
 from ._exceptions import (
     BadResponseError,
     InvalidInputError,
@@ -404,8 +405,6 @@ class _BaseClient:
         keep: bool,
     ) -> list[Prediction]:
         """Softmax rows -> Predictions, after checking the answer fits exactly what was sent."""
-        from ._decode import to_predictions
-
         softmax = outputs.get(OUTPUT_SOFTMAX)
         if softmax is None and len(outputs) == 1:
             softmax = next(iter(outputs.values()))
