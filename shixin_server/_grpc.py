@@ -7,8 +7,6 @@ with UNIMPLEMENTED. Outputs use the ``*_val`` fields, as TF Serving does by defa
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 import numpy as np
 import tensorflow as tf
@@ -22,10 +20,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from shixin_client._spec import SIGNATURE_FLOAT
-
 from ._core import ServingCore, status_response
-from ._inference import check_inputs, find_signature
+from ._inference import read_predict_request
 from ._repository import LoadedVersion
 from ._status import ServingError, invalid_argument
 
@@ -59,17 +55,6 @@ def tensor_to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
         proto.tensor_shape.dim.add(size=size)
     getattr(proto, field).extend(array.ravel().tolist())
     return proto
-
-
-def _proto_to_array(alias: str, proto: tensor_pb2.TensorProto) -> np.ndarray:
-    try:
-        return np.asarray(tf.make_ndarray(proto))
-    except Exception as exc:  # any malformed TensorProto is the caller's mistake
-        raise invalid_argument(f"Cannot read input tensor {alias}: {exc}") from None
-
-
-def _set_braces(names: Any) -> str:
-    return "{" + ",".join(sorted(names)) + "}"
 
 
 def _resolve(core: ServingCore, spec: model_pb2.ModelSpec) -> LoadedVersion:
@@ -106,38 +91,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
     ) -> predict_pb2.PredictResponse:
         loaded = _resolve(self._core, request.model_spec)
-        signature_name = request.model_spec.signature_name or SIGNATURE_FLOAT
-        signature = find_signature(loaded, signature_name)
-        if signature is None:
-            raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{signature_name}" not found.')
-        sent, required = set(request.inputs), set(signature.input_specs)
-        if len(sent) != len(required):
-            raise invalid_argument(
-                f"input size does not match signature: {len(sent)}!={len(required)} "
-                f"len({_set_braces(sent)}) != "
-                f"len({_set_braces(required)}). Sent extra: {_set_braces(sent - required)}. "
-                f"Missing but required: {_set_braces(required - sent)}."
-            )
-        unknown = sorted(sent - required)
-        if unknown:
-            raise invalid_argument(
-                f"input tensor alias not found in signature: {unknown[0]}. "
-                f"Inputs expected to be in the set {_set_braces(required)}."
-            )
-        for alias in request.output_filter:
-            if alias not in signature.output_names:
-                raise invalid_argument(
-                    f"output tensor alias not found in signature: {alias} "
-                    f"Outputs expected to be in the set {_set_braces(signature.output_names)}."
-                )
-        inputs = {alias: _proto_to_array(alias, proto) for alias, proto in request.inputs.items()}
-        check_inputs(signature, inputs, {alias: proto.dtype for alias, proto in request.inputs.items()})
+        signature, inputs = read_predict_request(loaded, request)
         outputs = await self._core.run(signature, inputs, _deadline(context))
         wanted = set(request.output_filter) or set(outputs)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = loaded.name
         response.model_spec.version.value = loaded.version
-        response.model_spec.signature_name = signature_name
+        response.model_spec.signature_name = signature.name
         for alias in sorted(wanted):
             response.outputs[alias].CopyFrom(tensor_to_proto(outputs[alias]))
         return response

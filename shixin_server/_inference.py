@@ -9,18 +9,26 @@ as one call, and hands each caller its own rows back in order (--enable_batching
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+from shixin_client._spec import SIGNATURE_FLOAT
 
 from ._config_files import BatchingOptions
 from ._json_tensor import dtype_name
 from ._repository import LoadedVersion
 from ._status import ServingError, invalid_argument
+
+#: TF Serving's warm-up file inside a version directory, and its record limit.
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,67 @@ def check_inputs(signature: Signature, inputs: Mapping[str, np.ndarray], dtypes:
                 f"Input {alias} of signature {signature.name} has shape {got}, which does not match the "
                 f"signature's shape {expected}"
             )
+
+
+def _set_text(names: Iterable[str]) -> str:
+    return "{" + ",".join(sorted(names)) + "}"
+
+
+def read_predict_request(
+    loaded: LoadedVersion, request: predict_pb2.PredictRequest
+) -> tuple[Signature, dict[str, np.ndarray]]:
+    """A gRPC PredictRequest (or a warm-up record) checked the way predict_util.cc checks it (§1.8, §2)."""
+    signature_name = request.model_spec.signature_name or SIGNATURE_FLOAT
+    signature = find_signature(loaded, signature_name)
+    if signature is None:
+        raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{signature_name}" not found.')
+    sent, required = set(request.inputs), set(signature.input_specs)
+    if len(sent) != len(required):
+        raise invalid_argument(
+            f"input size does not match signature: {len(sent)}!={len(required)} len({_set_text(sent)}) != "
+            f"len({_set_text(required)}). Sent extra: {_set_text(sent - required)}. "
+            f"Missing but required: {_set_text(required - sent)}."
+        )
+    unknown = sorted(sent - required)
+    if unknown:
+        raise invalid_argument(
+            f"input tensor alias not found in signature: {unknown[0]}. "
+            f"Inputs expected to be in the set {_set_text(required)}."
+        )
+    for alias in request.output_filter:
+        if alias not in signature.output_names:
+            raise invalid_argument(
+                f"output tensor alias not found in signature: {alias} "
+                f"Outputs expected to be in the set {_set_text(signature.output_names)}."
+            )
+    inputs = {}
+    for alias, proto in request.inputs.items():
+        try:
+            inputs[alias] = np.asarray(tf.make_ndarray(proto))
+        except Exception as exc:  # any malformed TensorProto is the caller's mistake
+            raise invalid_argument(f"Cannot read input tensor {alias}: {exc}") from None
+    check_inputs(signature, inputs, {alias: proto.dtype for alias, proto in request.inputs.items()})
+    return signature, inputs
+
+
+def warm_up(loaded: LoadedVersion) -> None:
+    """Replay ``assets.extra/tf_serving_warmup_requests`` like TF Serving; any failure fails the load."""
+    path = loaded.path / WARMUP_FILE
+    if not path.exists():
+        return
+    for index, record in enumerate(tf.data.TFRecordDataset(str(path))):
+        if index >= MAX_WARMUP_RECORDS:
+            raise ValueError(f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {path}")
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        if log.WhichOneof("log_type") != "predict_log":
+            raise ValueError(
+                f"Unsupported log_type for warmup: {log.WhichOneof('log_type')} (record {index})"
+            )
+        try:
+            signature, inputs = read_predict_request(loaded, log.predict_log.request)
+            execute(signature, inputs)
+        except ServingError as exc:
+            raise ValueError(f"Warm-up record {index} of {path} failed: {exc.to_string()}") from None
 
 
 def execute(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

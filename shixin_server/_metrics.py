@@ -40,7 +40,7 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[_LabelKey, int] = defaultdict(int)
-        self._latencies: dict[_LabelKey, list[float]] = {}
+        self._latencies: dict[_LabelKey, list[int]] = {}
         self._latency_sums: dict[_LabelKey, float] = defaultdict(float)
 
     def record(self, model_name: str, api: str, entrypoint: str, code: str, seconds: float) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,7 +112,12 @@ class _Model:
 class ModelRepository:
     """All configured models; ``poll()`` runs on a worker thread, lookups on the event loop."""
 
-    def __init__(self, configs: list[model_server_config_pb2.ModelConfig]) -> None:
+    def __init__(
+        self,
+        configs: list[model_server_config_pb2.ModelConfig],
+        on_load: Callable[[LoadedVersion], None] | None = None,
+    ) -> None:
+        """``on_load`` runs on each freshly loaded version (warm-up); if it raises, the load fails."""
         names = [config.name for config in configs]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -123,6 +128,7 @@ class ModelRepository:
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._models = {config.name: _Model(config) for config in configs}
+        self._on_load = on_load
 
     @property
     def model_names(self) -> list[str]:
@@ -146,6 +152,8 @@ class ModelRepository:
             self._set_state(model, version, _VersionState("LOADING"))
             try:
                 loaded = load_saved_model(name, version, on_disk[version])
+                if self._on_load is not None:
+                    self._on_load(loaded)
             except Exception as exc:  # a broken SavedModel must not take the server down
                 logger.error("Loading servable: {name: %s version: %d} failed: %s", name, version, exc)
                 model.failed.add(version)

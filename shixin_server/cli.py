@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         spellings = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"])
         parser.add_argument(*spellings, dest=name, **kwargs)
 
-    def switch(name: str, help_text: str) -> None:
-        flag(name, type=_bool, nargs="?", const=True, default=False, metavar="BOOL", help=help_text)
+    def switch(name: str, help_text: str, default: bool = False) -> None:
+        flag(name, type=_bool, nargs="?", const=True, default=default, metavar="BOOL", help=help_text)
 
     flag(
         "port",
@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flag("rest_api_timeout_in_ms", type=int, default=30000, help="per-request REST timeout")
     switch("allow_version_labels_for_unavailable_models", "let labels point at versions not yet loaded")
+    switch(
+        "enable_model_warmup",
+        "replay assets.extra/tf_serving_warmup_requests when a version loads",
+        default=True,
+    )
     flag("max_request_bytes", type=int, default=None, help="largest REST request body (ours; default 16 MiB)")
     flag("version", action="store_true", help="print the version and exit")
     return parser
@@ -147,6 +152,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
         rest_timeout_s=args.rest_api_timeout_in_ms / 1000,
         max_request_bytes=args.max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
         allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
+        enable_model_warmup=args.enable_model_warmup,
     )
 
 

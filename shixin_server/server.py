@@ -20,7 +20,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from ._config_files import BatchingOptions
 from ._core import ServingCore
 from ._grpc import MAX_MESSAGE_BYTES, add_services
-from ._inference import Runner
+from ._inference import Runner, warm_up
 from ._metrics import Metrics
 from ._repository import ModelRepository
 from ._rest import RestApi
@@ -54,6 +54,8 @@ class ServerOptions:
     rest_timeout_s: float | None = 30.0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     allow_version_labels_for_unavailable_models: bool = False
+    #: Replay assets.extra/tf_serving_warmup_requests on load, as TF Serving does by default.
+    enable_model_warmup: bool = True
     grace_s: float = DEFAULT_GRACE_S
 
     def __post_init__(self) -> None:
@@ -87,7 +89,7 @@ class ModelServer:
         options = self.options
         loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="shixin-model")
-        repository = ModelRepository(options.models)
+        repository = ModelRepository(options.models, warm_up if options.enable_model_warmup else None)
         await loop.run_in_executor(self._executor, repository.poll)
         repository.check_labels(options.allow_version_labels_for_unavailable_models)
         self.core = ServingCore(repository, Runner(self._executor, options.batching), Metrics())

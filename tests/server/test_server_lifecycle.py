@@ -20,7 +20,7 @@ import requests
 from shixin_server._config_files import BatchingOptions
 from shixin_server._status import ServingError
 from shixin_server.cli import EXIT_BAD_FLAGS, build_parser, main, options_from_args
-from shixin_server.server import ServerOptions
+from shixin_server.server import ServerOptions, model_config
 from shixin_server.testing import running_server
 
 from .conftest import serving_configs
@@ -275,3 +275,35 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.ConnectionError:
         return False
+
+
+# warm-up -----------------------------------------------------------------------------------
+
+
+def _write_warmup(version_dir: Path, alias: str) -> None:
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half"
+    request.inputs[alias].CopyFrom(tf.make_tensor_proto(np.ones(2, np.float32)))
+    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    path = version_dir / "assets.extra" / "tf_serving_warmup_requests"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(log.SerializeToString())
+
+
+def test_warmup_requests_are_replayed_and_a_bad_one_fails_the_load(half_copy: Path, model_root: Path) -> None:
+    _write_warmup(half_copy / "1", "x")
+    shutil.copytree(model_root / "half" / "2", half_copy / "2")
+    _write_warmup(half_copy / "2", "not_x")
+    config = model_config("half", str(half_copy))
+    config.model_version_policy.all.SetInParent()
+    with running_server(models=[config], file_system_poll_wait_seconds=0) as server:
+        rows = requests.get(f"{server.rest_url}/v1/models/half", timeout=10).json()["model_version_status"]
+    by_version = {row["version"]: row for row in rows}
+    assert by_version["1"]["state"] == "AVAILABLE"
+    assert by_version["2"]["state"] == "END"
+    assert "input tensor alias not found in signature: not_x" in by_version["2"]["status"]["error_message"]
