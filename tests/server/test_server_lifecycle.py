@@ -307,3 +307,17 @@ def test_warmup_requests_are_replayed_and_a_bad_one_fails_the_load(half_copy: Pa
     assert by_version["1"]["state"] == "AVAILABLE"
     assert by_version["2"]["state"] == "END"
     assert "input tensor alias not found in signature: not_x" in by_version["2"]["status"]["error_message"]
+
+
+def test_rest_timeout_gives_504(model_root: Path) -> None:
+    # §1.1 --rest_api_timeout_in_ms; §1.8: DEADLINE_EXCEEDED is 504.
+    # A long batch wait stands in for a slow model.
+    batching = BatchingOptions(max_batch_size=8, batch_timeout_micros=10_000_000)
+    with running_server(
+        model_root / "half", "half", batching=batching, rest_timeout_s=0.2, file_system_poll_wait_seconds=0
+    ) as server:
+        response = requests.post(
+            f"{server.rest_url}/v1/models/half:predict", json={"instances": [1.0]}, timeout=30
+        )
+        assert response.status_code == 504
+        assert response.json() == {"error": "Deadline Exceeded"}
