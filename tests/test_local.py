@@ -1,0 +1,126 @@
+"""The embedded transport: a LiteRT conversion of the Keras model gives the Keras softmax.
+
+An untrained ``default`` model is enough: parity does not depend on the weights. The
+conversion goes through export's own ``write_embedded``, so the test holds the exact
+asset pair (``shixin.tflite`` + ``spec.json``) the package ships.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from shixin_client import (
+    DEFAULT_SPEC,
+    AsyncShixinClient,
+    CaptchaSpec,
+    MissingDependencyError,
+    ModelNotFoundError,
+    RequestRejectedError,
+    ShixinClient,
+    Timeout,
+)
+from shixin_client._config import ModelRef
+from shixin_client._decode import to_predictions
+from shixin_client._images import preprocess
+from shixin_client._spec import INPUT_FLOAT, OUTPUT_SOFTMAX, SIGNATURE_FLOAT
+from shixin_client._transports.base import PredictCall
+from shixin_client._transports.local import LocalTransport, read_spec
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    keras = pytest.importorskip("keras")
+    from export.tflite import write_embedded
+    from training.model import build_model
+
+    keras.utils.set_random_seed(7)
+    model = build_model("default")
+    path = write_embedded(model, tmp_path_factory.mktemp("assets") / "shixin.tflite")
+    return model, path
+
+
+@pytest.mark.slow
+def test_litert_softmax_equals_keras(
+    embedded: tuple[Any, Path], real_samples: list[tuple[Path, str]]
+) -> None:
+    model, path = embedded
+    rng = np.random.default_rng(0)
+    noise = [(rng.random((70, 160)) > 0.5).astype(np.float32)[:, :, None] for _ in range(2)]
+    batch = np.stack([preprocess(p) for p, _ in real_samples[:3]] + noise)
+    expected = np.asarray(model(batch, training=False))
+    transport = LocalTransport(path)
+    got = transport.run(batch)
+    assert got.shape == expected.shape == (len(batch), 40, 37)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # A different batch size later on resizes the interpreter and still agrees.
+    np.testing.assert_allclose(transport.run(batch[:1]), expected[:1], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_clients_on_the_embedded_model(
+    embedded: tuple[Any, Path], real_samples: list[tuple[Path, str]]
+) -> None:
+    model, path = embedded
+    paths = [p for p, _ in real_samples[:3]]
+    expected = [
+        p.text
+        for p in to_predictions(np.asarray(model(np.stack([preprocess(p) for p in paths]))), DEFAULT_SPEC)
+    ]
+    with ShixinClient.local(path) as client:
+        assert client.spec == DEFAULT_SPEC
+        assert client.recognize_many(paths) == expected
+        assert client.recognize_many(paths, float_input=True) == expected
+        assert client.ready() and client.metadata().signature(SIGNATURE_FLOAT) is not None
+
+    async def main() -> list[str]:
+        async with AsyncShixinClient.local(path) as async_client:
+            return list(await async_client.recognize_many(paths))
+
+    assert asyncio.run(main()) == expected
+
+
+@pytest.mark.slow
+def test_local_refuses_bad_calls(embedded: tuple[Any, Path]) -> None:
+    transport = LocalTransport(embedded[1])
+    wrong_shape = PredictCall(
+        ModelRef(signature=SIGNATURE_FLOAT), {INPUT_FLOAT: np.zeros((1, 10, 10, 1), np.float32)}, Timeout()
+    )
+    with pytest.raises(RequestRejectedError, match="shape"):
+        transport.predict(wrong_shape)
+    unknown = PredictCall(
+        ModelRef(signature="nope"), {INPUT_FLOAT: np.zeros((1, 70, 160, 1), np.float32)}, Timeout()
+    )
+    with pytest.raises(RequestRejectedError, match='"nope" not found'):
+        transport.predict(unknown)
+    empty = PredictCall(ModelRef(), {INPUT_FLOAT: np.zeros((0, 70, 160, 1), np.float32)}, Timeout())
+    assert transport.predict(empty)[OUTPUT_SOFTMAX].shape == (0, 40, 37)
+
+
+def test_missing_litert_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tmp_path / "shixin.tflite"
+    model.write_bytes(b"not read: the import fails first")
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'shixin-client\[local\]'"):
+        ShixinClient.local(model)
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="no embedded model file"):
+        LocalTransport(tmp_path / "absent.tflite")
+
+
+def test_spec_json_beside_the_model(tmp_path: Path) -> None:
+    assert read_spec(tmp_path / "spec.json") == DEFAULT_SPEC
+    custom = CaptchaSpec(charset="abc", blank_index=0, label_length=2, height=70, width=160, time_steps=40)
+    (tmp_path / "spec.json").write_text(json.dumps(custom.__dict__))
+    assert read_spec(tmp_path / "spec.json") == custom
+    (tmp_path / "spec.json").write_text('{"charset": "abc"}')
+    with pytest.raises(ModelNotFoundError, match="not a valid model spec"):
+        read_spec(tmp_path / "spec.json")
