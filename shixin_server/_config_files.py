@@ -1,7 +1,7 @@
 """tensorflow_model_server's text-proto config files (tf-serving-protocol.md §3.2).
 
-ModelServerConfig comes from tensorflow-serving-api. BatchingParameters and
-MonitoringConfig are not in that wheel, so their messages are declared here with TF
+ModelServerConfig comes from tensorflow-serving-api. BatchingParameters,
+MonitoringConfig and SSLConfig are not in that wheel, so their messages are declared here with TF
 Serving's field names and numbers, in a private descriptor pool so they can never
 clash with a package that ships the real ones.
 """
@@ -59,6 +59,15 @@ def _declare_messages() -> dict[str, Any]:
             ("max_execution_batch_size", 9, f.TYPE_MESSAGE, one, int64_value),
         ],
     )
+    add(
+        "SSLConfig",
+        [
+            ("server_key", 1, f.TYPE_STRING, one, ""),
+            ("server_cert", 2, f.TYPE_STRING, one, ""),
+            ("custom_ca", 3, f.TYPE_STRING, one, ""),
+            ("client_verify", 4, f.TYPE_BOOL, one, ""),
+        ],
+    )
     add("PrometheusConfig", [("enable", 1, f.TYPE_BOOL, one, ""), ("path", 2, f.TYPE_STRING, one, "")])
     add(
         "MonitoringConfig",
@@ -69,7 +78,7 @@ def _declare_messages() -> dict[str, Any]:
     pool.Add(file_proto)
     return {
         name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.serving.{name}"))
-        for name in ("BatchingParameters", "MonitoringConfig")
+        for name in ("BatchingParameters", "MonitoringConfig", "SSLConfig")
     }
 
 
@@ -143,3 +152,29 @@ def read_prometheus_path(path: str) -> str | None:
     if not prometheus.enable:
         return None
     return prometheus.path or DEFAULT_PROMETHEUS_PATH
+
+
+@dataclass(frozen=True)
+class GrpcTls:
+    """§3.2 SSLConfig: PEM contents (not paths) for the gRPC port; REST stays plain HTTP (§1.1)."""
+
+    server_key: str
+    server_cert: str
+    custom_ca: str = ""
+    client_verify: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.server_key or not self.server_cert:
+            raise ConfigFileError("an SSL config needs both server_key and server_cert (PEM contents)")
+        if self.client_verify and not self.custom_ca:
+            raise ConfigFileError(
+                "client_verify needs custom_ca, the PEM of the CA that signs client certificates"
+            )
+
+    def __repr__(self) -> str:
+        return f"GrpcTls(custom_ca={bool(self.custom_ca)}, client_verify={self.client_verify})"
+
+
+def read_ssl_config(path: str) -> GrpcTls:
+    config = _parse(path, _MESSAGES["SSLConfig"](), "SSL config file")
+    return GrpcTls(config.server_key, config.server_cert, config.custom_ca, config.client_verify)

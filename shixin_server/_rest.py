@@ -29,6 +29,13 @@ _GET_PATH = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:\/(metadata))?", re.IGNORECASE
 )
 _INT64_MAX = 2**63 - 1
+# §1.1: --rest_api_enable_cors_support.
+_CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET",
+    "Access-Control-Allow-Headers": "Content-Type",
+}
+_CORS_ORIGIN = re.compile(r"https?://")
 _JSON = "application/json"
 # §1.6: what a classify/regress call expects of the signature it names.
 _METHOD_NAMES = {
@@ -51,11 +58,14 @@ class RestApi:
         timeout_s: float | None,
         max_request_bytes: int,
         prometheus_path: str | None,
+        cors: bool = False,
     ) -> None:
         self._core = core
         self._timeout_s = timeout_s
         self._max_request_bytes = max_request_bytes
         self._prometheus_path = prometheus_path
+        self._cors = cors
+        self._headers = {"Content-Type": _JSON, **(_CORS_HEADERS if cors else {})}
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self._max_request_bytes)
@@ -69,6 +79,11 @@ class RestApi:
             return web.Response(text=text, content_type="text/plain")
         if not _V1_PATH.fullmatch(path):
             raise web.HTTPNotFound()  # §1.1: libevent's plain 404 page, not JSON
+        if request.method == "OPTIONS" and self._cors:
+            if _CORS_ORIGIN.match(request.headers.get("Origin", "")):
+                return web.Response(status=200, headers=self._headers)
+            body = error_body("Origin header is missing in CORS preflight")
+            return web.Response(status=400, body=body, headers=self._headers)
         with self._core.in_flight():
             try:
                 body = await self._read_body(request)
@@ -84,7 +99,7 @@ class RestApi:
             except Exception:  # a bug must cost one request, never the server
                 logger.exception("Unexpected error handling %s %s", request.method, request.raw_path)
                 status, payload = 500, error_body("Internal error in the development server; see its log")
-        return web.Response(status=status, body=payload, headers={"Content-Type": _JSON})
+        return web.Response(status=status, body=payload, headers=self._headers)
 
     async def _read_body(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > self._max_request_bytes:

@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         "replay assets.extra/tf_serving_warmup_requests when a version loads",
         default=True,
     )
+    flag("ssl_config_file", default="", help="SSLConfig text proto (PEM contents) securing the gRPC port")
+    switch("rest_api_enable_cors_support", "answer CORS preflights and add CORS headers on the REST port")
     flag("max_request_bytes", type=int, default=None, help="largest REST request body (ours; default 16 MiB)")
     flag("version", action="store_true", help="print the version and exit")
     return parser
@@ -140,8 +142,11 @@ def options_from_args(args: argparse.Namespace) -> Any:
             )
     if args.rest_api_timeout_in_ms <= 0:
         raise ValueError(f"--rest_api_timeout_in_ms must be positive, got {args.rest_api_timeout_in_ms}")
+    grpc_tls = files.read_ssl_config(args.ssl_config_file) if args.ssl_config_file else None
     return ServerOptions(
         models=models,
+        grpc_tls=grpc_tls,
+        rest_cors=args.rest_api_enable_cors_support,
         host=args.host,
         grpc_port=args.port or None,
         rest_port=args.rest_api_port or None,

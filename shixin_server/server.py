@@ -17,7 +17,7 @@ import grpc
 from aiohttp import web
 from tensorflow_serving.config import model_server_config_pb2
 
-from ._config_files import BatchingOptions
+from ._config_files import BatchingOptions, GrpcTls
 from ._core import ServingCore
 from ._grpc import MAX_MESSAGE_BYTES, add_services
 from ._inference import Runner, warm_up
@@ -50,6 +50,9 @@ class ServerOptions:
     grpc_socket_path: str | None = None
     file_system_poll_wait_seconds: float = 1.0
     batching: BatchingOptions | None = None
+    grpc_tls: GrpcTls | None = None
+    #: --rest_api_enable_cors_support (§1.1).
+    rest_cors: bool = False
     prometheus_path: str | None = None
     rest_timeout_s: float | None = 30.0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
@@ -114,7 +117,17 @@ class ModelServer:
         server = grpc.aio.server(options=limits)
         add_services(server, self.core)
         if self.options.grpc_port is not None:
-            self.grpc_port = server.add_insecure_port(f"{self.options.host}:{self.options.grpc_port}")
+            address = f"{self.options.host}:{self.options.grpc_port}"
+            tls = self.options.grpc_tls
+            if tls is None:
+                self.grpc_port = server.add_insecure_port(address)
+            else:
+                credentials = grpc.ssl_server_credentials(
+                    [(tls.server_key.encode(), tls.server_cert.encode())],
+                    root_certificates=tls.custom_ca.encode() or None,
+                    require_client_auth=tls.client_verify,
+                )
+                self.grpc_port = server.add_secure_port(address, credentials)
             logger.info("Running gRPC ModelServer at %s:%d", self.options.host, self.grpc_port)
         if self.options.grpc_socket_path:
             server.add_insecure_port(f"unix:{self.options.grpc_socket_path}")
@@ -129,6 +142,7 @@ class ModelServer:
             timeout_s=self.options.rest_timeout_s,
             max_request_bytes=self.options.max_request_bytes,
             prometheus_path=self.options.prometheus_path,
+            cors=self.options.rest_cors,
         )
         runner = web.AppRunner(api.make_app(), access_log=None, shutdown_timeout=self.options.grace_s)
         await runner.setup()

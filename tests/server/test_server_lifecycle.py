@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -321,3 +322,60 @@ def test_rest_timeout_gives_504(model_root: Path) -> None:
         )
         assert response.status_code == 504
         assert response.json() == {"error": "Deadline Exceeded"}
+
+
+# TLS and CORS ------------------------------------------------------------------------------
+
+
+def test_grpc_tls_from_an_ssl_config_file(model_root: Path, tmp_path: Path) -> None:
+    # §3.2: SSLConfig strings are PEM contents; client_verify requires client certificates.
+    import grpc
+    import trustme
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("localhost")
+    client_cert = ca.issue_cert("client")
+    ssl_file = tmp_path / "ssl.config"
+    ssl_file.write_text(
+        f"server_key: {json.dumps(server_cert.private_key_pem.bytes().decode())}\n"
+        f"server_cert: {json.dumps(server_cert.cert_chain_pems[0].bytes().decode())}\n"
+        f"custom_ca: {json.dumps(ca.cert_pem.bytes().decode())}\n"
+        "client_verify: true\n"
+    )
+    tls = options("--model_base_path=/m", f"--ssl_config_file={ssl_file}").grpc_tls
+    assert tls is not None and "BEGIN" not in repr(tls)
+    with running_server(model_root / "half", "half", grpc_tls=tls, file_system_poll_wait_seconds=0) as server:
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = "half"
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=ca.cert_pem.bytes(),
+            private_key=client_cert.private_key_pem.bytes(),
+            certificate_chain=client_cert.cert_chain_pems[0].bytes(),
+        )
+        target = f"localhost:{server.server.grpc_port}"
+        with grpc.secure_channel(target, credentials) as channel:
+            response = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=10)
+            assert response.model_version_status[0].version == 2
+        anonymous = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
+        with grpc.secure_channel(target, anonymous) as channel:
+            with pytest.raises(grpc.RpcError) as info:
+                model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=10)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_cors_support(model_root: Path) -> None:
+    # §1.1: CORS headers on /v1 responses; preflight needs an http(s) Origin.
+    with running_server(
+        model_root / "half", "half", rest_cors=True, file_system_poll_wait_seconds=0
+    ) as server:
+        url = f"{server.rest_url}/v1/models/half"
+        assert requests.get(url, timeout=10).headers["Access-Control-Allow-Origin"] == "*"
+        preflight = requests.options(url, headers={"Origin": "https://example.org"}, timeout=10)
+        assert preflight.status_code == 200
+        assert preflight.headers["Access-Control-Allow-Methods"] == "POST, GET"
+        refused = requests.options(url, timeout=10)
+        assert (refused.status_code, refused.json()) == (
+            400,
+            {"error": "Origin header is missing in CORS preflight"},
+        )
