@@ -249,5 +249,13 @@ def _sendable_as_is(data: bytes) -> bool:
             return False
         if getattr(picture, "n_frames", 1) > 1 and picture.format != "GIF":
             return False
+        # TensorFlow's BMP decoder ignores palettes and reads a 32-bit BMP's fourth byte as
+        # alpha where Pillow ignores it; its GIF decoder ignores transparency.
+        if picture.format == "BMP":
+            decoder_args = picture.tile[0][3] if picture.tile else None
+            if not (isinstance(decoder_args, tuple) and decoder_args[0] in ("BGR", "L")):
+                return False
+        if picture.format == "GIF" and "transparency" in picture.info:
+            return False
         orientation = picture.getexif().get(0x0112, 1)
         return orientation == 1
