@@ -5,22 +5,33 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Executor
 from contextlib import asynccontextmanager, contextmanager
 
 import numpy as np
 from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.config import model_server_config_pb2
 
 from ._inference import Runner, Signature
 from ._metrics import Metrics
 from ._repository import ModelRepository, StatusRow
-from ._status import ServingError
+from ._status import ServingError, invalid_argument
 
 
 class ServingCore:
-    def __init__(self, repository: ModelRepository, runner: Runner, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        runner: Runner,
+        metrics: Metrics,
+        executor: Executor,
+        allow_unavailable_labels: bool = False,
+    ) -> None:
         self.repository = repository
         self.runner = runner
         self.metrics = metrics
+        self._executor = executor
+        self._allow_unavailable_labels = allow_unavailable_labels
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -32,6 +43,19 @@ class ServingCore:
             return await asyncio.wait_for(self.runner.run(signature, inputs), timeout_s)
         except asyncio.TimeoutError:
             raise ServingError("DEADLINE_EXCEEDED", "Deadline Exceeded") from None
+
+    async def poll(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.repository.poll)
+
+    async def reload(self, configs: list[model_server_config_pb2.ModelConfig]) -> None:
+        """Replace the served models (a reloaded config file or HandleReloadConfigRequest)."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.repository.replace_configs, configs
+            )
+        except ValueError as exc:
+            raise invalid_argument(str(exc)) from None
+        self.repository.check_labels(self._allow_unavailable_labels)
 
     @contextmanager
     def in_flight(self) -> Iterator[None]:

@@ -1,7 +1,7 @@
 """gRPC on tensorflow-serving-api's official servicer classes (tf-serving-protocol.md §2).
 
-Predict, GetModelMetadata and GetModelStatus are served; the servicer base classes
-answer the other RPCs (Classify, Regress, MultiInference, HandleReloadConfigRequest)
+Predict, GetModelMetadata, GetModelStatus and HandleReloadConfigRequest are served;
+the servicer base classes answer the other RPCs (Classify, Regress, MultiInference)
 with UNIMPLEMENTED. Outputs use the ``*_val`` fields, as TF Serving does by default.
 """
 
@@ -14,6 +14,7 @@ from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
+    model_management_pb2,
     model_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -139,6 +140,23 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             await _abort(context, exc)
             raise AssertionError("context.abort returned") from exc
         return status_response(rows)
+
+    async def HandleReloadConfigRequest(  # noqa: N802
+        self, request: model_management_pb2.ReloadConfigRequest, context: grpc.aio.ServicerContext
+    ) -> model_management_pb2.ReloadConfigResponse:
+        try:
+            if request.config.WhichOneof("config") != "model_config_list":
+                raise invalid_argument(
+                    "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                    "Only ModelConfigList is currently supported"
+                )
+            await self._core.reload(list(request.config.model_config_list.config))
+        except ServingError as exc:
+            await _abort(context, exc)
+            raise AssertionError("context.abort returned") from exc
+        response = model_management_pb2.ReloadConfigResponse()
+        response.status.error_code = 0  # OK
+        return response
 
 
 def add_services(server: grpc.aio.Server, core: ServingCore) -> None:

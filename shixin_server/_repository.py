@@ -101,6 +101,16 @@ def aspired_versions(config: model_server_config_pb2.ModelConfig, on_disk: Itera
     return set(versions[-count:])
 
 
+def _check_configs(configs: list[model_server_config_pb2.ModelConfig]) -> None:
+    names = [config.name for config in configs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"model names must be unique in the config; repeated: {', '.join(duplicates)}")
+    for config in configs:
+        if not config.name or not config.base_path:
+            raise ValueError(f"every model config needs a name and a base_path; got {config!r}")
+
+
 class _Model:
     def __init__(self, config: model_server_config_pb2.ModelConfig) -> None:
         self.config = config
@@ -118,21 +128,31 @@ class ModelRepository:
         on_load: Callable[[LoadedVersion], None] | None = None,
     ) -> None:
         """``on_load`` runs on each freshly loaded version (warm-up); if it raises, the load fails."""
-        names = [config.name for config in configs]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"model names must be unique in the config; repeated: {', '.join(duplicates)}")
-        for config in configs:
-            if not config.name or not config.base_path:
-                raise ValueError(f"every model config needs a name and a base_path; got {config!r}")
+        _check_configs(configs)
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._models = {config.name: _Model(config) for config in configs}
         self._on_load = on_load
 
-    @property
-    def model_names(self) -> list[str]:
-        return sorted(self._models)
+    def replace_configs(self, configs: list[model_server_config_pb2.ModelConfig]) -> None:
+        """Serve exactly these models from now on (§2 HandleReloadConfigRequest): models left
+        out are unloaded, kept ones keep their loaded versions, and a poll runs at once."""
+        _check_configs(configs)
+        with self._poll_lock:
+            with self._lock:
+                models = {}
+                for config in configs:
+                    model = self._models.get(config.name)
+                    if model is None or model.config.base_path != config.base_path:
+                        model = _Model(config)
+                    model.config = config
+                    models[config.name] = model
+                removed = sorted(set(self._models) - set(models))
+                self._models = models
+            for name in removed:
+                logger.info("Unloaded all versions of model %s: it is no longer in the config", name)
+            for model in list(models.values()):
+                self._poll_model(model)
 
     def poll(self) -> None:
         """Bring every model's loaded versions in line with its directory and policy."""

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         "model_config_file", default="", help="ModelServerConfig text proto: several models, policies, labels"
     )
     flag(
+        "model_config_file_poll_wait_seconds",
+        type=float,
+        default=0.0,
+        help="seconds between re-reads of --model_config_file; 0 reads it once",
+    )
+    flag(
         "file_system_poll_wait_seconds",
         type=float,
         default=1.0,
@@ -152,6 +158,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
         rest_port=args.rest_api_port or None,
         grpc_socket_path=args.grpc_socket_path or None,
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+        model_config_file=args.model_config_file or None,
+        model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
         batching=batching,
         prometheus_path=prometheus_path,
         rest_timeout_s=args.rest_api_timeout_in_ms / 1000,

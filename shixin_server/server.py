@@ -17,13 +17,14 @@ import grpc
 from aiohttp import web
 from tensorflow_serving.config import model_server_config_pb2
 
-from ._config_files import BatchingOptions, GrpcTls
+from ._config_files import BatchingOptions, GrpcTls, read_model_server_config
 from ._core import ServingCore
 from ._grpc import MAX_MESSAGE_BYTES, add_services
 from ._inference import Runner, warm_up
 from ._metrics import Metrics
 from ._repository import ModelRepository
 from ._rest import RestApi
+from ._status import ServingError
 
 logger = logging.getLogger("shixin_server")
 
@@ -49,6 +50,9 @@ class ServerOptions:
     rest_port: int | None = None
     grpc_socket_path: str | None = None
     file_system_poll_wait_seconds: float = 1.0
+    #: Re-read this ModelServerConfig file every model_config_file_poll_wait_seconds (0: never).
+    model_config_file: str | None = None
+    model_config_file_poll_wait_seconds: float = 0.0
     batching: BatchingOptions | None = None
     grpc_tls: GrpcTls | None = None
     #: --rest_api_enable_cors_support (§1.1).
@@ -85,7 +89,7 @@ class ModelServer:
         self._executor: ThreadPoolExecutor | None = None
         self._grpc: grpc.aio.Server | None = None
         self._rest: web.AppRunner | None = None
-        self._poller: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Load the models, then open the ports (as TF Serving does); raises if a model config is bad."""
@@ -93,9 +97,11 @@ class ModelServer:
         loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="shixin-model")
         repository = ModelRepository(options.models, warm_up if options.enable_model_warmup else None)
-        await loop.run_in_executor(self._executor, repository.poll)
-        repository.check_labels(options.allow_version_labels_for_unavailable_models)
-        self.core = ServingCore(repository, Runner(self._executor, options.batching), Metrics())
+        runner = Runner(self._executor, options.batching)
+        allow_labels = options.allow_version_labels_for_unavailable_models
+        self.core = ServingCore(repository, runner, Metrics(), self._executor, allow_labels)
+        await self.core.poll()
+        repository.check_labels(allow_labels)
         if options.grpc_port is not None or options.grpc_socket_path:
             await self._start_grpc()
         rest_port = options.rest_port
@@ -106,7 +112,9 @@ class ModelServer:
         elif rest_port is not None:
             await self._start_rest(rest_port)
         if options.file_system_poll_wait_seconds > 0:
-            self._poller = loop.create_task(self._poll_forever(options.file_system_poll_wait_seconds))
+            self._tasks.append(loop.create_task(self._poll_forever(options.file_system_poll_wait_seconds)))
+        if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
+            self._tasks.append(loop.create_task(self._watch_config_file(options.model_config_file)))
 
     async def _start_grpc(self) -> None:
         assert self.core is not None
@@ -154,15 +162,29 @@ class ModelServer:
 
     async def _poll_forever(self, every_s: float) -> None:
         assert self.core is not None
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(every_s)
-            await loop.run_in_executor(self._executor, self.core.repository.poll)
+            await self.core.poll()
+
+    async def _watch_config_file(self, path: str) -> None:
+        """--model_config_file_poll_wait_seconds: re-read the file, apply it when it changed."""
+        assert self.core is not None
+        applied = list(self.options.models)
+        while True:
+            await asyncio.sleep(self.options.model_config_file_poll_wait_seconds)
+            try:
+                configs = read_model_server_config(path)
+                if configs != applied:
+                    await self.core.reload(configs)
+                    applied = configs
+                    logger.info("Applied the changed model config file %s", path)
+            except (ValueError, ServingError) as exc:
+                logger.error("Ignoring model config file %s: %s", path, exc)
 
     async def stop(self) -> None:
         """Close the listeners, finish what is in flight (up to grace_s), then release everything."""
-        if self._poller is not None:
-            self._poller.cancel()
+        for task in self._tasks:
+            task.cancel()
         grace = self.options.grace_s
         grpc_stopped = self._grpc.stop(grace) if self._grpc is not None else None
         if self._rest is not None:

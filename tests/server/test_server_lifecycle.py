@@ -379,3 +379,43 @@ def test_cors_support(model_root: Path) -> None:
             400,
             {"error": "Origin header is missing in CORS preflight"},
         )
+
+
+# config reloads ------------------------------------------------------------------------------
+
+
+def test_reload_config_rpc_replaces_the_models(model_root: Path) -> None:
+    # §2 HandleReloadConfigRequest: the new list replaces the old one; models left out are unloaded.
+    import grpc
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+
+    with running_server(model_root / "half", "half", file_system_poll_wait_seconds=0) as server:
+        request = model_management_pb2.ReloadConfigRequest()
+        request.config.model_config_list.config.append(model_config("toolbox", str(model_root / "toolbox")))
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            stub = model_service_pb2_grpc.ModelServiceStub(channel)
+            assert stub.HandleReloadConfigRequest(request, timeout=30).status.error_code == 0
+            assert requests.get(f"{server.rest_url}/v1/models/half", timeout=10).status_code == 404
+            assert requests.get(f"{server.rest_url}/v1/models/toolbox", timeout=10).status_code == 200
+            request.config.custom_model_config.SetInParent()
+            with pytest.raises(grpc.RpcError) as info:
+                stub.HandleReloadConfigRequest(request, timeout=30)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert info.value.details().startswith(
+                "ServerModelConfig type not supported by HandleReloadConfigRequest"
+            )
+
+
+def test_model_config_file_is_polled(model_root: Path, tmp_path: Path) -> None:
+    def write(*names: str) -> None:
+        entries = " ".join(f"config {{ name: '{n}' base_path: '{model_root / n}' }}" for n in names)
+        config_file.write_text(f"model_config_list {{ {entries} }}")
+
+    config_file = tmp_path / "models.config"
+    write("half")
+    built = options(f"--model_config_file={config_file}", "--model_config_file_poll_wait_seconds=0.1")
+    built.host, built.grpc_port, built.rest_port, built.file_system_poll_wait_seconds = "127.0.0.1", 0, 0, 0
+    with running_server(**vars(built)) as server:
+        assert requests.get(f"{server.rest_url}/v1/models/toolbox", timeout=10).status_code == 404
+        write("half", "toolbox")
+        wait_for(lambda: requests.get(f"{server.rest_url}/v1/models/toolbox", timeout=10).status_code == 200)
