@@ -83,7 +83,12 @@ class _GrpcSettings:
         headers: Headers,
         max_message_bytes: int,
     ) -> None:
-        if not isinstance(target, str) or not target or any(c.isspace() for c in target) or "://" in target:
+        if (
+            not isinstance(target, str)
+            or not target
+            or any(c.isspace() for c in target)
+            or ("://" in target and not target.startswith("dns:"))
+        ):
             raise ValueError(f"gRPC target must be 'host:port' or 'dns:///host:port', got {target!r}")
         if (
             isinstance(max_message_bytes, bool)
