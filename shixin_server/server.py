@@ -186,7 +186,8 @@ class ModelServer:
         for task in self._tasks:
             task.cancel()
         grace = self.options.grace_s
-        grpc_stopped = self._grpc.stop(grace) if self._grpc is not None else None
+        # Started now (not just created) so the gRPC port closes while REST drains.
+        grpc_stopped = asyncio.ensure_future(self._grpc.stop(grace)) if self._grpc is not None else None
         if self._rest is not None:
             for site in list(self._rest.sites):
                 await site.stop()
