@@ -123,8 +123,6 @@ def _beam_search_row(log_probs: np.ndarray, blank: int, beam_width: int) -> list
                 elif child is not None:
                     wiped.add(child)
         kept = beam.ranked()
-        if not kept:
-            raise ValueError("softmax has a frame where every class has probability 0")
         old = len(prefixes)
         prefixes = [prefixes[k] if k < old else extended[k - old][0] for k in kept]
         p_blank = np.array([new_blank[k] if k < old else -np.inf for k in kept])
