@@ -1,0 +1,212 @@
+"""What the rows share: counts, the images, and the model in every form the rows call it in.
+
+The trained model (``models/shixin.keras``, the embedded ``shixin_client/_assets/shixin.tflite``)
+is used when present. Until then an untrained ``build_model("default")`` stands in: the
+timings do not depend on the weights, and the accuracy rows say "pending model". Each
+artefact is made on first use, so a run of a few light rows never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from shixin_client._spec import DEFAULT_MODEL_NAME
+from shixin_client._transports.local import DEFAULT_MODEL_PATH
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAINED_KERAS = ROOT / "models" / "shixin.keras"
+#: Where a trained seed-preset model would be (training.train writes <out>/best.keras).
+SEED_PRESET_CANDIDATES = (ROOT / "models" / "seed.keras", ROOT / "runs" / "seed" / "best.keras")
+#: The shared real captchas; in CI, ../shared beside the repository root.
+REAL_SAMPLES = ROOT.parent / "shared" / "data" / "real"
+#: Quiet TensorFlow's C++ start-up chatter in this process and in every child.
+QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How much each row measures; ``--quick`` takes the small set."""
+
+    import_repeats: int
+    generated_images: int
+    cpu_calls: int
+    cpu_rounds: int
+    latency_calls: int
+    latency_rounds: int
+    callers: int
+    images_per_caller: int
+    decode_batch: int
+    decode_rounds: int
+    beam_rows: int
+    embedded_rounds: int
+    model_batch: int
+    model_rounds: int
+    accuracy_images: int
+    generator_images: int
+
+
+FULL = Counts(
+    import_repeats=5,
+    generated_images=64,
+    cpu_calls=20,
+    cpu_rounds=5,
+    latency_calls=40,
+    latency_rounds=5,
+    callers=8,
+    images_per_caller=40,
+    decode_batch=256,
+    decode_rounds=7,
+    beam_rows=256,
+    embedded_rounds=3,
+    model_batch=32,
+    model_rounds=5,
+    accuracy_images=500,
+    generator_images=200,
+)
+QUICK = Counts(
+    import_repeats=3,
+    generated_images=8,
+    cpu_calls=5,
+    cpu_rounds=3,
+    latency_calls=10,
+    latency_rounds=3,
+    callers=8,
+    images_per_caller=5,
+    decode_batch=256,
+    decode_rounds=3,
+    beam_rows=16,
+    embedded_rounds=1,
+    model_batch=8,
+    model_rounds=2,
+    accuracy_images=16,
+    generator_images=10,
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    data: bytes
+    label: str
+
+
+def real_samples(folder: Path = REAL_SAMPLES) -> list[Sample]:
+    """Every real captcha under ``folder``; the label is the file name before ``_``, lowercased."""
+    if not folder.is_dir():
+        return []
+    return [
+        Sample(f"{path.parent.name}/{path.name}", path.read_bytes(), path.name.split("_")[0].lower())
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    ]
+
+
+def generated_samples(count: int) -> list[Sample]:
+    """Captchas from the training code's test seed, which no model is trained on."""
+    from training.generator import captcha_at, png_bytes
+    from training.train import TEST_SEED
+
+    samples = []
+    for index in range(count):
+        captcha = captcha_at(TEST_SEED, index)
+        samples.append(Sample(f"seed {TEST_SEED} #{index}", png_bytes(captcha), captcha.label))
+    return samples
+
+
+class Context:
+    """Counts, images and model artefacts for one run; ``close()`` removes the temporary exports."""
+
+    def __init__(self, counts: Counts, quick: bool) -> None:
+        self.counts = counts
+        self.quick = quick
+        os.environ.update(QUIET_TF)
+        self._tmp = tempfile.TemporaryDirectory(prefix="shixin-bench-")
+        self.tmp = Path(self._tmp.name)
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    @cached_property
+    def real(self) -> list[Sample]:
+        return real_samples()
+
+    @cached_property
+    def generated(self) -> list[Sample]:
+        return generated_samples(self.counts.generated_images)
+
+    @cached_property
+    def accuracy_set(self) -> list[Sample]:
+        """The generated images accuracy is measured on (a superset of ``generated``)."""
+        return generated_samples(max(self.counts.accuracy_images, self.counts.generated_images))
+
+    @property
+    def trained(self) -> bool:
+        return TRAINED_KERAS.is_file()
+
+    @property
+    def embedded_trained(self) -> bool:
+        return DEFAULT_MODEL_PATH.is_file()
+
+    @property
+    def model_source(self) -> str:
+        if self.trained:
+            return f"trained {TRAINED_KERAS.relative_to(ROOT)}"
+        return 'untrained build_model("default") (no models/shixin.keras yet)'
+
+    @cached_property
+    def keras_model(self) -> Any:
+        """The default preset as Keras: trained if it exists, else freshly initialised."""
+        import keras
+
+        if self.trained:
+            return keras.models.load_model(TRAINED_KERAS, compile=False)
+        from training.model import build_model
+
+        keras.utils.set_random_seed(0)
+        return build_model("default")
+
+    @cached_property
+    def seed_preset(self) -> tuple[Any, Path | None]:
+        """The reference-sized ``seed`` preset and the file its weights came from (None: untrained)."""
+        import keras
+
+        for path in SEED_PRESET_CANDIDATES:
+            if path.is_file():
+                return keras.models.load_model(path, compile=False), path
+        from training.model import build_model
+
+        keras.utils.set_random_seed(0)
+        return build_model("seed"), None
+
+    @cached_property
+    def saved_model_base(self) -> Path:
+        """A base path holding ``shixin/1``: the model exported by export.saved_model.export_model."""
+        from export.saved_model import export_model
+
+        base = self.tmp / "models"
+        export_model(self.keras_model, base, DEFAULT_MODEL_NAME, version=1)
+        return base
+
+    @cached_property
+    def signatures(self) -> Any:
+        """The exported SavedModel loaded in this process (the in-process baseline of rows 5 and 6)."""
+        import tensorflow as tf
+
+        version_dir = self.saved_model_base / DEFAULT_MODEL_NAME / "1"
+        loaded = tf.saved_model.load(str(version_dir))
+        self._loaded = loaded  # the signatures need their SavedModel object alive
+        return loaded.signatures
+
+    @cached_property
+    def tflite(self) -> Path:
+        """The embedded model: the shipped asset when it exists, else the stand-in converted here."""
+        if self.embedded_trained:
+            return DEFAULT_MODEL_PATH
+        from export.tflite import write_embedded
+
+        return write_embedded(self.keras_model, self.tmp / "embedded" / "shixin.tflite")

@@ -1,0 +1,237 @@
+"""Rows 8, 9 and 10: the embedded model against ddddocr, the two presets, and the generator.
+
+Accuracy is exact match of the whole 4-character text, ignoring case, on the same images
+for every side: generated captchas from the training code's test seed (never trained on)
+and the shared real captchas. Without the trained model the accuracy of ours is
+PENDING, never a number from random weights.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from shixin_client import ShixinClient
+from shixin_client._decode import to_predictions
+from shixin_client._images import preprocess
+from shixin_client._spec import DEFAULT_SPEC
+from shixin_client._transports.local import DEFAULT_MODEL_PATH
+
+from ._context import Context, Sample
+from ._results import INFO, PENDING, SKIP, Row, Target, measured, not_measured
+from ._timing import median
+
+GENERATOR_SEED = 0
+
+
+def accuracy(texts: Sequence[str], samples: Sequence[Sample]) -> float:
+    return float(np.mean([text.lower() == sample.label for text, sample in zip(texts, samples, strict=True)]))
+
+
+def _accuracy_row(
+    row_id: str,
+    item: int,
+    title: str,
+    compares: str,
+    ours: float | None,
+    baseline: float | None,
+    pending: str,
+    extra: dict[str, Any],
+) -> Row:
+    """Accuracy beside the timings: reported, no target; PENDING while a side has no trained model."""
+    if ours is not None and baseline is not None:
+        return measured(row_id, item, title, compares, "accuracy", ours, baseline, None, extra=extra)
+    return Row(row_id, item, title, compares, "accuracy", ours, baseline, None, None, PENDING, pending, extra)
+
+
+def _rounds(sides: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, fn in sides.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: median(values) for name, values in times.items()}
+
+
+def embedded_rows(ctx: Context) -> list[Row]:
+    compares_time = (
+        "wall time per image of the embedded LiteRT model via `ShixinClient.local()` vs "
+        "`ddddocr.DdddOcr(show_ad=False).classification(bytes)`, both from the same encoded files"
+    )
+    try:
+        import ddddocr
+    except ImportError:
+        target = Target("<=", 1 / 5, "at most 1/5")
+        return [
+            not_measured(row_id, 8, title, compares_time, "ms", target, SKIP, "ddddocr is not installed")
+            for row_id, title in (("8a", "Embedded, batch 1"), ("8b", "Embedded, batched"))
+        ]
+    ocr = ddddocr.DdddOcr(show_ad=False)
+    embedded = ctx.tflite
+    client = (
+        ShixinClient.local() if embedded == DEFAULT_MODEL_PATH else ShixinClient.local(model_path=embedded)
+    )
+    timed = ctx.generated + ctx.real
+    data = [sample.data for sample in timed]
+    client.recognize(data[0])
+    ocr.classification(data[0])
+    times = _rounds(
+        {
+            "ours_one": lambda: [client.recognize(item) for item in data],
+            "ours_many": lambda: client.recognize_many(data),
+            "ddddocr": lambda: [ocr.classification(item) for item in data],
+        },
+        ctx.counts.embedded_rounds,
+    )
+    per_image = {name: seconds / len(data) * 1e3 for name, seconds in times.items()}
+    images = f"{len(ctx.generated)} generated + {len(ctx.real)} real captchas"
+    rounds = f"median of {ctx.counts.embedded_rounds} alternating rounds"
+    rows = [
+        measured(
+            "8a",
+            8,
+            "Embedded, batch 1",
+            f"{compares_time}: one `recognize(bytes)` per image; {images}, {rounds}",
+            "ms",
+            per_image["ours_one"],
+            per_image["ddddocr"],
+            Target("<=", 1 / 5, "at most 1/5"),
+        ),
+        measured(
+            "8b",
+            8,
+            "Embedded, batched",
+            f"{compares_time}: ours one `recognize_many(all images)` (batches of the client's default size), "
+            f"ddddocr has no batch API so one call per image; {images}, {rounds}",
+            "ms",
+            per_image["ours_many"],
+            per_image["ddddocr"],
+            Target("<=", 1 / 5, "at most 1/5"),
+        ),
+    ]
+    pending = "pending model: no shipped shixin_client/_assets/shixin.tflite yet"
+    for row_id, title, samples in (
+        ("8c", "Accuracy, generated", ctx.accuracy_set),
+        ("8d", "Accuracy, real captchas", ctx.real),
+    ):
+        compares = f"exact-match accuracy of the embedded model vs ddddocr on the same {len(samples)} " + (
+            "generated captchas (training test seed)" if row_id == "8c" else "shared real captchas"
+        )
+        if not samples:
+            rows.append(
+                not_measured(row_id, 8, title, compares, "accuracy", None, SKIP, "no real samples here")
+            )
+            continue
+        items = [sample.data for sample in samples]
+        ours = accuracy(client.recognize_many(items), samples) if ctx.embedded_trained else None
+        reads = [ocr.classification(item) for item in items]
+        extra = {"images": len(samples)}
+        if row_id == "8d":
+            extra["reads"] = [
+                {"file": s.name, "label": s.label, "ddddocr": r.lower()}
+                for s, r in zip(samples, reads, strict=True)
+            ]
+        rows.append(_accuracy_row(row_id, 8, title, compares, ours, accuracy(reads, samples), pending, extra))
+    client.close()
+    return rows
+
+
+def _texts(model: Any, images: np.ndarray, batch: int) -> list[str]:
+    softmax = model.predict(images, batch_size=batch, verbose=0)
+    return [prediction.text for prediction in to_predictions(softmax, DEFAULT_SPEC)]
+
+
+def preset_rows(ctx: Context) -> list[Row]:
+    import tensorflow as tf
+
+    counts = ctx.counts
+    default = ctx.keras_model
+    seed, seed_path = ctx.seed_preset
+    batch = np.stack([preprocess(s.data) for s in ctx.generated[: counts.model_batch]])
+    while len(batch) < counts.model_batch:
+        batch = np.concatenate([batch, batch])[: counts.model_batch]
+    spec = tf.TensorSpec([None, *batch.shape[1:]], tf.float32)
+    calls = {
+        name: tf.function(lambda x, m=model: m(x, training=False), input_signature=[spec])
+        for name, model in (("default", default), ("seed", seed))
+    }
+    tensor = tf.constant(batch)
+    for fn in calls.values():
+        fn(tensor)
+    times = _rounds(
+        {name: lambda fn=fn: fn(tensor).numpy() for name, fn in calls.items()}, counts.model_rounds
+    )
+    rows = [
+        measured(
+            "9a",
+            9,
+            "Inference cost, default vs seed",
+            f"wall time per image of the compact `default` preset ({default.count_params():,} parameters) "
+            f"vs the reference-sized `seed` preset ({seed.count_params():,}), each a tf.function on one "
+            f"batch of {counts.model_batch} preprocessed captchas, median of {counts.model_rounds} "
+            "alternating rounds (time does not depend on the weights)",
+            "ms",
+            times["default"] / counts.model_batch * 1e3,
+            times["seed"] / counts.model_batch * 1e3,
+            None,
+            note="the issue sets no target; lower is cheaper",
+        )
+    ]
+    samples = ctx.accuracy_set
+    images = np.stack([preprocess(s.data) for s in samples])
+    ours = accuracy(_texts(default, images, counts.model_batch), samples) if ctx.trained else None
+    baseline = accuracy(_texts(seed, images, counts.model_batch), samples) if seed_path else None
+    missing = [
+        text
+        for text, absent in (
+            ("default preset: pending model", ours is None),
+            ("seed preset: not trained", baseline is None),
+        )
+        if absent
+    ]
+    row = _accuracy_row(
+        "9b",
+        9,
+        "Accuracy, default vs seed",
+        f"exact-match accuracy (Keras model, the SDK's greedy decoder) on {len(samples)} generated captchas "
+        "from the training test seed",
+        ours,
+        baseline,
+        "; ".join(missing),
+        {"seed_weights": str(seed_path) if seed_path else None},
+    )
+    if ours is not None and baseline is None:
+        row.verdict, row.note = INFO, "; ".join(missing)
+    rows.append(row)
+    return rows
+
+
+def generator_rows(ctx: Context) -> list[Row]:
+    from training.generator import generate
+
+    count = ctx.counts.generator_images
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in generate(GENERATOR_SEED, count):
+        pass
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return [
+        Row(
+            "10",
+            10,
+            "Generator",
+            f"captchas rendered per CPU-second by `training.generator.generate` in one process "
+            f"({count} images, PIL images out, no encoding)",
+            "images/s",
+            count / cpu,
+            None,
+            None,
+            None,
+            INFO,
+            "no baseline: the reference project has no Python generator (Patchca is Java)",
+            {"wall_images_per_s": count / wall},
+        )
+    ]

@@ -1,0 +1,135 @@
+"""Rows 5 and 6: the client through the local server against the same model called in-process.
+
+The server (:mod:`shixin_server`, started by :mod:`benchmarks._serve`) runs in its own
+process, as TF Serving does. The baseline loads the same exported SavedModel in this
+process and calls its ``serving_bytes`` signature directly: no sockets, no client.
+Ours is the whole client call, ``ShixinClient(url).recognize(png_bytes)``, text out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from shixin_client import ShixinClient
+from shixin_client._spec import DEFAULT_MODEL_NAME, INPUT_BYTES, OUTPUT_SOFTMAX, SIGNATURE_BYTES
+
+from ._children import child_server
+from ._context import ROOT, Context
+from ._results import Row, Target, measured
+from ._timing import cycling, latencies, median, percentile
+
+BATCHING_CONFIG = ROOT / "serving" / "batching.config"
+WARM_CALLS = 3
+
+
+def _in_process(ctx: Context) -> Callable[[list[bytes]], object]:
+    import tensorflow as tf
+
+    signature = ctx.signatures[SIGNATURE_BYTES]
+
+    def run(batch: list[bytes]) -> object:
+        return signature(**{INPUT_BYTES: tf.constant(batch)})[OUTPUT_SOFTMAX].numpy()
+
+    return run
+
+
+def _clients(server: dict[str, str]) -> dict[str, ShixinClient]:
+    return {"gRPC": ShixinClient(f"grpc://{server['grpc']}"), "REST": ShixinClient(server["rest"])}
+
+
+def latency_rows(ctx: Context) -> list[Row]:
+    samples, counts = ctx.generated, ctx.counts
+    in_process = _in_process(ctx)
+    with child_server("benchmarks._serve", str(ctx.saved_model_base), DEFAULT_MODEL_NAME) as server:
+        clients = _clients(server)
+        try:
+            sides = {
+                kind: cycling([s.data for s in samples], client.recognize) for kind, client in clients.items()
+            }
+            sides["in-process"] = cycling([s.data for s in samples], lambda data: in_process([data]))
+            for fn in sides.values():
+                for _ in range(WARM_CALLS):
+                    fn()
+            times = latencies(sides, counts.latency_calls, counts.latency_rounds)
+        finally:
+            for client in clients.values():
+                client.close()
+    calls = f"{counts.latency_calls} calls x {counts.latency_rounds} rounds per side, sides taking turns"
+    rows = []
+    for kind, letter, limit in (("gRPC", "a", 1.5), ("REST", "b", 2.0)):
+        for q, suffix, target in ((50, "", Target("<=", limit, f"at most {limit:g}x")), (99, "99", None)):
+            rows.append(
+                measured(
+                    f"5{letter}{suffix}",
+                    5,
+                    f"Latency p{q}, {kind}",
+                    f"p{q} wall time of `ShixinClient({kind} URL).recognize(png)` through shixin_server in "
+                    f"another process (no batching) vs the same SavedModel's `{SIGNATURE_BYTES}` signature "
+                    f"called in-process on the same PNG, one image per call; {calls}, "
+                    f"{len(samples)} generated captchas",
+                    "ms",
+                    percentile(times[kind], q) * 1e3,
+                    percentile(times["in-process"], q) * 1e3,
+                    target,
+                    note="" if target else "p99 is reported, the issue sets no target for it",
+                )
+            )
+    return sorted(rows, key=lambda row: row.id)
+
+
+def throughput_rows(ctx: Context) -> list[Row]:
+    samples, counts = ctx.generated, ctx.counts
+    callers, per_caller = counts.callers, counts.images_per_caller
+    total = callers * per_caller
+    in_process = _in_process(ctx)
+    batches = [
+        [samples[(i + j) % len(samples)].data for j in range(callers)] for i in range(0, total, callers)
+    ]
+    rates: dict[str, list[float]] = {"gRPC": [], "REST": [], "in-process": []}
+    args = ("--batching-parameters-file", str(BATCHING_CONFIG))
+    with child_server("benchmarks._serve", str(ctx.saved_model_base), DEFAULT_MODEL_NAME, *args) as server:
+        clients = _clients(server)
+        try:
+            for client in clients.values():
+                for _ in range(WARM_CALLS):
+                    client.recognize(samples[0].data)
+            in_process(batches[0])
+            with ThreadPoolExecutor(callers) as pool:
+                for _ in range(counts.latency_rounds):
+                    for kind, client in clients.items():
+
+                        def caller(index: int, client: ShixinClient = client) -> None:
+                            for i in range(per_caller):
+                                client.recognize(samples[(index * per_caller + i) % len(samples)].data)
+
+                        start = time.perf_counter()
+                        list(pool.map(caller, range(callers)))
+                        rates[kind].append(total / (time.perf_counter() - start))
+                    start = time.perf_counter()
+                    for batch in batches:
+                        in_process(batch)
+                    rates["in-process"].append(total / (time.perf_counter() - start))
+        finally:
+            for client in clients.values():
+                client.close()
+    rows = []
+    for kind, row_id in (("gRPC", "6a"), ("REST", "6b")):
+        rows.append(
+            measured(
+                row_id,
+                6,
+                f"Throughput, {kind}",
+                f"images/s of {callers} threads each calling `ShixinClient({kind} URL).recognize(png)` "
+                f"{per_caller} times (one image per request) through shixin_server with "
+                f"serving/batching.config vs the same SavedModel's `{SIGNATURE_BYTES}` signature called "
+                f"in-process on batches of {callers}; {total} images per side per round, "
+                f"{counts.latency_rounds} rounds taking turns, median rate",
+                "images/s",
+                median(rates[kind]),
+                median(rates["in-process"]),
+                Target(">=", 0.8, "at least 0.8x"),
+            )
+        )
+    return rows

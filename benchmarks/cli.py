@@ -1,0 +1,146 @@
+"""``python -m benchmarks [--quick] [--rows 1,3,7]``: measure, print the table, write results and docs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import _decoding, _footprint, _models, _serving, _wire
+from ._context import FULL, QUICK, ROOT, Context
+from ._report import table, write_chart, write_json, write_markdown
+from ._results import ERROR, VERDICTS, Row, not_measured
+
+RESULTS = ROOT / "benchmarks" / "results.json"
+DOCS = ROOT / "docs" / "benchmarks.md"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One numbered item of the issue; ``run`` returns its rows."""
+
+    number: int
+    title: str
+    run: Callable[[Context], list[Row]]
+
+
+ITEMS = (
+    Item(1, "Import", _footprint.import_rows),
+    Item(2, "Install footprint", _footprint.install_rows),
+    Item(3, "Wire bytes", _wire.wire_rows),
+    Item(4, "Client CPU", _wire.cpu_rows),
+    Item(5, "Latency", _serving.latency_rows),
+    Item(6, "Throughput", _serving.throughput_rows),
+    Item(7, "Decoding", _decoding.decoding_rows),
+    Item(8, "Embedded recognition", _models.embedded_rows),
+    Item(9, "Model presets", _models.preset_rows),
+    Item(10, "Generator", _models.generator_rows),
+)
+
+
+def _item_numbers(text: str) -> list[int]:
+    known = {item.number for item in ITEMS}
+    try:
+        numbers = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--rows takes item numbers like 1,3,7, got {text!r}") from None
+    unknown = set(numbers) - known
+    if unknown or not numbers:
+        raise argparse.ArgumentTypeError(
+            f"--rows: unknown item(s) {sorted(unknown)}; items are 1..{max(known)}"
+        )
+    return numbers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Measure shixin-client against its baselines in one run; print a table, write "
+        "benchmarks/results.json and regenerate docs/benchmarks.md with its chart.",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small counts, and skip the install footprint (row 2)"
+    )
+    parser.add_argument("--rows", type=_item_numbers, help="only these items, e.g. 1,3,7 (default: all)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="results JSON (default: %(default)s)")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=DOCS,
+        help="Markdown report; the PNG chart goes beside it (default: %(default)s)",
+    )
+    return parser
+
+
+def run_items(items: Sequence[Item], ctx: Context, log: Callable[[str], None]) -> list[Row]:
+    """Every item's rows; an item that fails leaves an ERROR row and the run goes on."""
+    rows: list[Row] = []
+    for item in items:
+        log(f"[{time.strftime('%H:%M:%S')}] {item.number}. {item.title} ...")
+        start = time.monotonic()
+        try:
+            produced = item.run(ctx)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            produced = [
+                not_measured(
+                    str(item.number),
+                    item.number,
+                    item.title,
+                    "",
+                    "",
+                    None,
+                    ERROR,
+                    f"{type(exc).__name__}: {exc}",
+                )
+            ]
+        log(f"    {time.monotonic() - start:.1f} s")
+        rows.extend(produced)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    items = [item for item in ITEMS if args.rows is None or item.number in args.rows]
+    ctx = Context(QUICK if args.quick else FULL, quick=args.quick)
+    started = datetime.now(timezone.utc)
+    try:
+        rows = run_items(items, ctx, lambda line: print(line, file=sys.stderr, flush=True))
+        model = {
+            "source": ctx.model_source,
+            "trained": ctx.trained,
+            "embedded": "shipped shixin_client/_assets/shixin.tflite"
+            if ctx.embedded_trained
+            else "stand-in converted from the model above (no shipped asset yet)",
+        }
+    finally:
+        ctx.close()
+    counts = Counter(row.verdict for row in rows)
+    meta = {
+        "command": " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)]),
+        "started_at": started.strftime("%Y-%m-%d %H:%M"),
+        "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "quick": args.quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "model": model,
+        "verdicts": {verdict: counts[verdict] for verdict in VERDICTS if counts[verdict]},
+    }
+    print(table(rows))
+    write_json(args.results, meta, rows)
+    chart = args.docs.with_suffix(".png")
+    write_chart(chart, rows)
+    write_markdown(args.docs, chart, meta, rows)
+    print(f"\nwrote {args.results}, {args.docs} and {chart}", file=sys.stderr)
+    return 1 if counts[ERROR] else 0
