@@ -191,3 +191,37 @@ def test_unimplemented_rpcs_answer_unimplemented(prediction: Stub) -> None:
 
     error = rpc_error(prediction.Classify, classification_pb2.ClassificationRequest())
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_fuzzed_requests_get_error_codes_and_the_server_survives(
+    channel: grpc.Channel, prediction: Stub
+) -> None:
+    rng = np.random.default_rng(7)
+    raw = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+    for _ in range(30):
+        with pytest.raises(grpc.RpcError):
+            raw(b"\xff" + rng.bytes(int(rng.integers(1, 64))), timeout=10)  # not a PredictRequest
+    dtypes = [tf.float32, tf.int64, tf.string, tf.bool, tf.float16]
+    for _ in range(60):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = str(rng.choice(["half", "toolbox", "png"]))
+        request.model_spec.signature_name = str(rng.choice(["", "strings", "two_inputs", "total", "counter"]))
+        for alias in rng.choice(
+            ["x", "a", "b", "s", "image_bytes"], size=int(rng.integers(0, 3)), replace=False
+        ):
+            tensor = request.inputs[str(alias)]
+            tensor.dtype = dtypes[int(rng.integers(len(dtypes)))].as_datatype_enum
+            for size in rng.integers(0, 4, size=int(rng.integers(0, 3))):
+                tensor.tensor_shape.dim.add(size=int(size))
+            tensor.tensor_content = rng.bytes(int(rng.integers(0, 16)))
+        try:
+            prediction.Predict(request, timeout=10)
+        except grpc.RpcError as error:
+            assert error.code() in {
+                grpc.StatusCode.INVALID_ARGUMENT,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                grpc.StatusCode.NOT_FOUND,
+            }, error.details()
+    assert list(
+        prediction.Predict(predict_request("half", {"x": np.zeros(1, np.float32)})).outputs["y"].float_val
+    ) == [3.0]

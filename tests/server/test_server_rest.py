@@ -273,6 +273,8 @@ def test_png_model_decodes_in_graph_and_rejects_corrupt_files(server: RunningSer
     Image.new("L", (4, 3), color=200).save(buffer, format="PNG")
     good = {"b64": base64.b64encode(buffer.getvalue()).decode()}
     assert post(server, "/v1/models/png:predict", {"instances": [good]}).json() == {"predictions": [200.0]}
+    named = {"instances": [{"image_bytes": good}]}  # §1.3: one input may be keyed by its name
+    assert post(server, "/v1/models/png:predict", named).json() == {"predictions": [200.0]}
     corrupt = {"b64": base64.b64encode(b"not an image").decode()}
     response = post(server, "/v1/models/png:predict", {"instances": [good, corrupt]})
     assert response.status_code == 400  # tf.errors.InvalidArgumentError -> INVALID_ARGUMENT
