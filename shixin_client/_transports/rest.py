@@ -265,10 +265,16 @@ class AsyncRestTransport(AsyncTransport):
             raise ShixinTimeoutError(f"no answer from {where} in time ({timeout}): {exc!r}") from exc
         except httpx.HTTPError as exc:
             raise ShixinConnectionError(f"cannot reach {where}: {exc!r}") from exc
+        except ssl.SSLError as exc:
+            # httpcore lets TLS alerts that arrive after the handshake through unwrapped
+            # (TLS 1.3 reports a refused client certificate on the first read).
+            raise ShixinConnectionError(f"TLS with {where} failed: {exc}") from exc
         try:
             content = await response.aread()
         except httpx.HTTPError as exc:
             raise BadResponseError(f"the answer from {where} was cut short: {exc!r}") from exc
+        except ssl.SSLError as exc:
+            raise ShixinConnectionError(f"TLS with {where} failed: {exc}") from exc
         finally:
             await response.aclose()
         if response.status_code != 200:
