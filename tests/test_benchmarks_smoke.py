@@ -1,0 +1,117 @@
+"""The benchmark harness end to end on its light rows with tiny counts; the benchmarks are not run in CI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks._report import table
+from benchmarks._results import INFO, MISS, PASS, SKIP, VERDICTS, Target, measured, not_measured
+from benchmarks.cli import main
+
+ROW_KEYS = {
+    "id",
+    "item",
+    "title",
+    "compares",
+    "unit",
+    "ours",
+    "baseline",
+    "ratio",
+    "target",
+    "verdict",
+    "note",
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    docs = out / "docs" / "benchmarks.md"
+    status = main(
+        ["--quick", "--rows", "2,3,10", "--results", str(out / "results.json"), "--docs", str(docs)]
+    )
+    return status, json.loads((out / "results.json").read_text(encoding="utf-8")), docs
+
+
+def test_quick_run_succeeds_and_records_the_run(run: tuple[int, dict, Path]) -> None:
+    status, results, _ = run
+    assert status == 0
+    assert results["quick"] is True
+    assert results["command"].startswith("python -m benchmarks --quick")
+    assert {"cpus", "platform", "python"} <= set(results["machine"])
+    assert {"source", "trained", "embedded"} <= set(results["model"])
+    assert sum(results["verdicts"].values()) == len(results["rows"])
+
+
+def test_every_row_has_ours_baseline_ratio_target_verdict(run: tuple[int, dict, Path]) -> None:
+    rows = run[1]["rows"]
+    assert [row["id"] for row in rows] == ["2", "3a", "3b", "10"]
+    for row in rows:
+        assert ROW_KEYS <= set(row), row["id"]
+        assert row["verdict"] in VERDICTS
+        assert row["compares"], f"row {row['id']} does not say what it compares"
+
+
+def test_measured_rows_are_ratios_judged_against_their_targets(run: tuple[int, dict, Path]) -> None:
+    for row in run[1]["rows"]:
+        if row["verdict"] not in (PASS, MISS):
+            continue
+        assert row["ours"] > 0 and row["baseline"] > 0
+        assert math.isclose(row["ratio"], row["ours"] / row["baseline"])
+        target = Target(**row["target"])
+        assert (row["verdict"] == PASS) == target.met(row["ratio"])
+
+
+def test_quick_skips_the_install_footprint_and_says_so(run: tuple[int, dict, Path]) -> None:
+    footprint = next(row for row in run[1]["rows"] if row["id"] == "2")
+    assert footprint["verdict"] == SKIP
+    assert footprint["ours"] is None and footprint["ratio"] is None
+    assert "--quick" in footprint["note"]
+
+
+def test_a_row_without_baseline_is_info_not_a_verdict(run: tuple[int, dict, Path]) -> None:
+    generator = next(row for row in run[1]["rows"] if row["id"] == "10")
+    assert generator["verdict"] == INFO
+    assert generator["ours"] > 0 and generator["baseline"] is None
+
+
+def test_docs_hold_the_table_the_chart_and_what_each_row_compares(run: tuple[int, dict, Path]) -> None:
+    _, results, docs = run
+    text = docs.read_text(encoding="utf-8")
+    chart = docs.with_suffix(".png")
+    assert chart.read_bytes().startswith(b"\x89PNG")
+    assert f"]({chart.name})" in text
+    for row in results["rows"]:
+        assert f"| {row['id']} | {row['title']} |" in text
+        assert f"**{row['id']} {row['title']}**" in text
+
+
+def test_a_failed_requirement_is_a_miss_whatever_the_ratio() -> None:
+    row = measured(
+        "7a", 7, "Greedy", "x", "ms", 1.0, 100.0, Target("<=", 0.1, "fast"), required=(False, "paths differ")
+    )
+    assert row.verdict == MISS and "paths differ" in row.note
+    assert measured("7a", 7, "Greedy", "x", "ms", 1.0, 100.0, Target("<=", 0.1, "fast")).verdict == PASS
+    assert measured("6a", 6, "Rate", "x", "images/s", 70.0, 100.0, Target(">=", 0.8, "0.8x")).verdict == MISS
+
+
+def test_table_shows_misses_plainly() -> None:
+    rows = [
+        measured("1a", 1, "Import time", "x", "s", 2.0, 4.0, Target("<=", 0.1, "at most 1/10")),
+        not_measured("2", 2, "Install", "x", "MB", None, SKIP, "skipped by --quick"),
+    ]
+    text = table(rows)
+    assert "MISS" in text and "SKIP" in text and "0.5" in text
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="Target.op"):
+        Target("<", 1.0, "x")
+    with pytest.raises(ValueError, match="SKIP, PENDING or ERROR"):
+        not_measured("1", 1, "t", "c", "s", None, PASS, "n")
+    with pytest.raises(SystemExit):
+        main(["--rows", "11"])
