@@ -41,7 +41,14 @@ def _greedy_best(softmax: np.ndarray, blank_index: int) -> tuple[np.ndarray, np.
 def greedy_decode(softmax: np.ndarray, blank_index: int) -> list[list[int]]:
     """Best class per frame, repeats merged, blanks dropped: ``a a - a`` gives ``a a``."""
     best, keep = _greedy_best(_check_softmax(softmax, blank_index), blank_index)
-    return [row[mask].tolist() for row, mask in zip(best, keep, strict=True)]
+    return _rows(best, keep)
+
+
+def _rows(best: np.ndarray, keep: np.ndarray) -> list[list[int]]:
+    """The kept classes of each row, as lists: one flat conversion, then slices."""
+    values = best[keep].tolist()
+    ends = np.cumsum(keep.sum(axis=1)).tolist()
+    return [values[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def beam_search_decode(
@@ -231,7 +238,7 @@ def to_predictions(
         )
     if beam_width is None:
         best, keep = _greedy_best(array, spec.blank_index)
-        paths = [row[mask].tolist() for row, mask in zip(best, keep, strict=True)]
+        paths = _rows(best, keep)
         char_probabilities = _greedy_char_probabilities(array, best, keep)
     else:
         paths = beam_search_decode(array, spec.blank_index, beam_width)
