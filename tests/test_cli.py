@@ -115,6 +115,18 @@ def test_folders_and_globs_expand_sorted(
     assert out == f"{files[1]}\t{TEXTS[1]}\n" and "no files match" in err
 
 
+def test_many_files_in_batches(
+    serving: FakeServing, files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Enough files for the progress bar (stderr only, and off when stderr is not a terminal)."""
+    many = [str(files[i % 3]) for i in range(25)]
+    assert main(["recognize", *many, "--server", serving.url, "--batch-size", "4"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{path}\t{TEXTS[i % 3]}" for i, path in enumerate(many)] and err == ""
+    batches = [path for method, path, _ in serving.requests if method == "POST"]
+    assert len(batches) == 1 + 7  # describe, then ceil(25 / 4) predict requests
+
+
 class FakeStdin:
     def __init__(self, data: bytes) -> None:
         self.buffer = io.BytesIO(data)

@@ -148,11 +148,11 @@ class RestTransport(SyncTransport):
         self, method: str, url_for: Callable[[str], str], body: Optional[bytes], timeout: Timeout
     ) -> bytes:
         replicas = self._replicas.order()
-        for remaining, base in reversed(list(enumerate(reversed(replicas)))):
+        for position, base in enumerate(replicas):
             try:
                 return self._send_once(method, url_for(base), base, body, timeout)
             except ShixinConnectionError as exc:
-                if not _failover(base, exc, remaining):
+                if not _failover(base, exc, remaining=len(replicas) - position - 1):
                     raise
         raise AssertionError("unreachable: the last replica's error is always raised")
 
@@ -238,11 +238,11 @@ class AsyncRestTransport(AsyncTransport):
         self, method: str, url_for: Callable[[str], str], body: Optional[bytes], timeout: Timeout
     ) -> bytes:
         replicas = self._replicas.order()
-        for remaining, base in reversed(list(enumerate(reversed(replicas)))):
+        for position, base in enumerate(replicas):
             try:
                 return await self._send_once(method, url_for(base), base, body, timeout)
             except ShixinConnectionError as exc:
-                if not _failover(base, exc, remaining):
+                if not _failover(base, exc, remaining=len(replicas) - position - 1):
                     raise
         raise AssertionError("unreachable: the last replica's error is always raised")
 
