@@ -448,9 +448,12 @@ async def test_mutual_tls(kind: str, pki: dict[str, Any]) -> None:
         server.stop()
 
 
-def test_tls_with_a_plain_http_url_is_refused(pki: dict[str, Any]) -> None:
+def test_tls_settings_rest_cannot_honour_are_refused(pki: dict[str, Any]) -> None:
+    ca_file = str(pki["dir"] / "ca.pem")
     with pytest.raises(ValueError, match="https"):
-        ShixinClient("http://127.0.0.1:1", tls=TLSConfig(ca_file=str(pki["dir"] / "ca.pem")))
+        ShixinClient("http://127.0.0.1:1", tls=TLSConfig(ca_file=ca_file))
+    with pytest.raises(ValueError, match="server_name"):
+        ShixinClient("https://127.0.0.1:1", tls=TLSConfig(ca_file=ca_file, server_name="other.example"))
 
 
 def test_one_session_serves_many_threads(serving: FakeServing) -> None:

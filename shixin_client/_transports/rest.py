@@ -46,6 +46,11 @@ class _Replicas:
     def __init__(self, base_urls: Sequence[str], tls: Optional[TLSConfig]) -> None:
         if isinstance(base_urls, str) or not base_urls:
             raise ValueError("base_urls must be a non-empty list of http:// or https:// URLs")
+        if tls is not None and tls.server_name is not None:
+            # requests cannot check a certificate against another name; refuse rather than ignore.
+            raise ValueError(
+                "TLSConfig.server_name is supported on gRPC only; use the certificate's host in the URL"
+            )
         self.urls: list[str] = []
         shown: list[str] = []
         for url in base_urls:
