@@ -109,8 +109,8 @@ class ServerError(ShixinError):
         #: Seconds the server asked the client to wait before retrying (HTTP Retry-After).
         self.retry_after = retry_after
         where = f" from {endpoint}" if endpoint else ""
-        status = f"HTTP {http_status}" if http_status is not None else (grpc_code or code)
-        super().__init__(f"{status} {code}{where}: {message}")
+        status = f"HTTP {http_status} {code}" if http_status is not None else code
+        super().__init__(f"{status}{where}: {message}")
 
 
 class ModelNotFoundError(ServerError):

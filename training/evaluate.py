@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shixin_client._decode import to_predictions
 from shixin_client._images import preprocess
 from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
 
@@ -26,12 +27,7 @@ REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 def decode(softmax: np.ndarray, spec: CaptchaSpec = DEFAULT_SPEC) -> list[str]:
     """Decode with the SDK's own decoder, so accuracy is measured with the code users run."""
-    best = softmax.argmax(-1)
-    texts = []
-    for row in best:
-        kept = [c for i, c in enumerate(row) if c != spec.blank_index and (i == 0 or c != row[i - 1])]
-        texts.append("".join(spec.class_to_char(int(c)) for c in kept))
-    return texts
+    return [p.text for p in to_predictions(softmax, spec)]
 
 
 def real_samples(folder: Path = REAL_SAMPLES) -> list[tuple[Path, str]]:
