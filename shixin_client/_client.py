@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("shixin_client")
 
 T = TypeVar("T")
+_Client = TypeVar("_Client", bound="_BaseClient")
 Result = Union[T, ShixinError]
 
 #: How often wait_until_ready asks the server, in seconds.
@@ -303,7 +304,7 @@ class _BaseClient:
         """Images per request in the ``*_many`` methods unless a call says otherwise."""
         return self._options.batch_size
 
-    def _copy_with(self: Any, changes: Mapping[str, Any]) -> Any:
+    def _copy_with(self: _Client, changes: Mapping[str, Any]) -> _Client:
         clone = copy.copy(self)
         clone._options = self._options.merge(changes)
         return clone
@@ -369,7 +370,7 @@ class _BaseClient:
         options: _Options,
         spec: CaptchaSpec,
         batch_size: Optional[int],
-        rex: bool,
+        return_exceptions: bool,
     ) -> BatchPlan[Prediction]:
         if options.sends_floats:
 
@@ -382,11 +383,11 @@ class _BaseClient:
                 return wire_bytes(item.image, name=item.name)
 
         size = options.batch_size if batch_size is None else batch_size
-        return BatchPlan(expand(images), encode, size, return_exceptions=rex)
+        return BatchPlan(expand(images), encode, size, return_exceptions=return_exceptions)
 
     def _predict_call(self, batch: Batch, options: _Options) -> PredictCall:
         if options.sends_floats:
-            inputs = {INPUT_FLOAT: np.stack(batch.encoded).astype(np.float32)}
+            inputs = {INPUT_FLOAT: np.stack(batch.encoded)}
         else:
             inputs = {INPUT_BYTES: np.array(batch.encoded, dtype=object)}
         return PredictCall(
@@ -415,10 +416,6 @@ class _BaseClient:
             raise BadResponseError(
                 f"sent {expected[0]} image(s) but got a {softmax.dtype} softmax of shape {softmax.shape}, "
                 f"expecting {list(expected)}"
-            )
-        if softmax.shape[2] != spec.num_classes:
-            raise BadResponseError(
-                f"the softmax has {softmax.shape[2]} classes; the model's spec says {spec.num_classes}"
             )
         return to_predictions(softmax, spec, beam_width=options.beam_width, keep_softmax=keep)
 
@@ -514,11 +511,11 @@ class ShixinClient(_BaseClient):
         """A client on the embedded LiteRT model (the ``[local]`` extra): no server, no network."""
         from ._transports.local import LocalTransport
 
-        return cls(transport=LocalTransport(model_path))._copy_with(options)  # type: ignore[no-any-return]
+        return cls(transport=LocalTransport(model_path))._copy_with(options)
 
     def with_options(self, **changes: Unpack[ClientOptions]) -> ShixinClient:
         """A copy with some options changed, sharing this client's connections, budget and specs."""
-        return self._copy_with(changes)  # type: ignore[no-any-return]
+        return self._copy_with(changes)
 
     def recognize(self, image: ImageInput, **options: Unpack[CallOptions]) -> str:
         return self.predict(image, **options).text
@@ -728,10 +725,10 @@ class AsyncShixinClient(_BaseClient):
         from ._transports.local import LocalTransport, ThreadedAsyncTransport
 
         transport = ThreadedAsyncTransport(LocalTransport(model_path))
-        return cls(transport=transport)._copy_with(options)  # type: ignore[no-any-return]
+        return cls(transport=transport)._copy_with(options)
 
     def with_options(self, **changes: Unpack[ClientOptions]) -> AsyncShixinClient:
-        return self._copy_with(changes)  # type: ignore[no-any-return]
+        return self._copy_with(changes)
 
     async def recognize(self, image: ImageInput, **options: Unpack[CallOptions]) -> str:
         return (await self.predict(image, **options)).text
