@@ -94,7 +94,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args_list[:1] == ["serve"]:
         return _serve(args_list[1:])
     args = _parser().parse_args(args_list)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="shixin: %(message)s")
+    # The library's own lines already start with "shixin_client: "; only the CLI adds a handler.
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         client = _client(args)
     except (ShixinError, ValueError) as exc:
