@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from shixin_client import (
     BadResponseError,
     CaptchaSpec,
     InvalidInputError,
+    MissingDependencyError,
     MockRequest,
     MockTransport,
     ModelMetadata,
@@ -378,3 +380,18 @@ def test_headers_never_show_in_repr_or_logs(caplog: pytest.LogCaptureFixture) ->
     text += str(info.value) + repr(info.value) + caplog.text
     assert "s3cr3t" not in text and ":pw@" not in text
     assert "Authorization=<redacted>" in repr(client._shared.transport)
+
+
+@pytest.mark.parametrize(
+    ("module", "build", "extra"),
+    [
+        ("httpx", lambda: AsyncShixinClient("http://127.0.0.1:1"), "async"),
+        ("shixin_client._transports.grpc", lambda: ShixinClient("grpc://127.0.0.1:1"), "grpc"),
+    ],
+)
+def test_missing_extras_name_the_pip_command(
+    monkeypatch: pytest.MonkeyPatch, module: str, build: Callable[[], Any], extra: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingDependencyError, match=rf"pip install 'shixin-client\[{extra}\]'"):
+        build()
