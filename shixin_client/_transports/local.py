@@ -93,7 +93,11 @@ def _signature_infos(spec: CaptchaSpec) -> tuple[SignatureInfo, ...]:
 
 
 class LocalTransport(SyncTransport):
-    """Runs the LiteRT model in this process; one interpreter, one call at a time (thread-safe)."""
+    """Runs the LiteRT model in this process; one interpreter, one call at a time (thread-safe).
+
+    It holds exactly one model, so it answers whatever model name, version or label a
+    call names, and reports that model as version :data:`LOCAL_VERSION`.
+    """
 
     def __init__(self, model_path: Optional[Path] = None) -> None:
         path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
