@@ -86,6 +86,8 @@ def train(args: argparse.Namespace) -> Path:
         state = json.loads(state_path.read_text())
         start_epoch, best, lr, stale = state["epoch"], state["best"], state["lr"], state["stale"]
         history = json.loads(history_path.read_text())
+        if args.reset_lr:
+            lr, stale = args.lr, 0
         log.info("resumed at epoch %d (best %.4f, lr %.2e)", start_epoch, best, lr)
     log.info("preset %s: %d parameters", args.preset, model.count_params())
     trainer = logits_model(model)
@@ -171,6 +173,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--time-budget", type=int, default=0, help="minutes; stop after the epoch that passes it"
     )
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--reset-lr", action="store_true", help="with --resume: restart at --lr (fine-tune)")
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 
