@@ -65,8 +65,8 @@ FULL = Counts(
     embedded_rounds=3,
     model_batch=32,
     model_rounds=5,
-    accuracy_images=500,
-    generator_images=200,
+    accuracy_images=1000,
+    generator_images=500,
 )
 QUICK = Counts(
     import_repeats=3,
@@ -184,21 +184,18 @@ class Context:
         return build_model("seed"), None
 
     @cached_property
-    def saved_model_base(self) -> Path:
-        """A base path holding ``shixin/1``: the model exported by export.saved_model.export_model."""
+    def model_dir(self) -> Path:
+        """The model's base path as TF Serving takes it (``--model_base_path``), holding version ``1``."""
         from export.saved_model import export_model
 
-        base = self.tmp / "models"
-        export_model(self.keras_model, base, DEFAULT_MODEL_NAME, version=1)
-        return base
+        return export_model(self.keras_model, self.tmp / "models", DEFAULT_MODEL_NAME, version=1).parent
 
     @cached_property
     def signatures(self) -> Any:
         """The exported SavedModel loaded in this process (the in-process baseline of rows 5 and 6)."""
         import tensorflow as tf
 
-        version_dir = self.saved_model_base / DEFAULT_MODEL_NAME / "1"
-        loaded = tf.saved_model.load(str(version_dir))
+        loaded = tf.saved_model.load(str(self.model_dir / "1"))
         self._loaded = loaded  # the signatures need their SavedModel object alive
         return loaded.signatures
 

@@ -22,13 +22,15 @@ from shixin_client._transports.local import DEFAULT_MODEL_PATH
 
 from ._context import Context, Sample
 from ._results import INFO, PENDING, SKIP, Row, Target, measured, not_measured
-from ._timing import median
+from ._timing import per_call
 
 GENERATOR_SEED = 0
 
 
 def accuracy(texts: Sequence[str], samples: Sequence[Sample]) -> float:
-    return float(np.mean([text.lower() == sample.label for text, sample in zip(texts, samples, strict=True)]))
+    """Per cent of texts equal to their sample's label, ignoring case."""
+    hits = [text.lower() == sample.label for text, sample in zip(texts, samples, strict=True)]
+    return 100.0 * float(np.mean(hits))
 
 
 def _accuracy_row(
@@ -43,18 +45,8 @@ def _accuracy_row(
 ) -> Row:
     """Accuracy beside the timings: reported, no target; PENDING while a side has no trained model."""
     if ours is not None and baseline is not None:
-        return measured(row_id, item, title, compares, "accuracy", ours, baseline, None, extra=extra)
-    return Row(row_id, item, title, compares, "accuracy", ours, baseline, None, None, PENDING, pending, extra)
-
-
-def _rounds(sides: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    for _ in range(rounds):
-        for name, fn in sides.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: median(values) for name, values in times.items()}
+        return measured(row_id, item, title, compares, "%", ours, baseline, None, extra=extra)
+    return Row(row_id, item, title, compares, "%", ours, baseline, None, None, PENDING, pending, extra)
 
 
 def embedded_rows(ctx: Context) -> list[Row]:
@@ -79,12 +71,13 @@ def embedded_rows(ctx: Context) -> list[Row]:
     data = [sample.data for sample in timed]
     client.recognize(data[0])
     ocr.classification(data[0])
-    times = _rounds(
+    times = per_call(
         {
             "ours_one": lambda: [client.recognize(item) for item in data],
             "ours_many": lambda: client.recognize_many(data),
             "ddddocr": lambda: [ocr.classification(item) for item in data],
         },
+        1,
         ctx.counts.embedded_rounds,
     )
     per_image = {name: seconds / len(data) * 1e3 for name, seconds in times.items()}
@@ -122,14 +115,12 @@ def embedded_rows(ctx: Context) -> list[Row]:
             "generated captchas (training test seed)" if row_id == "8c" else "shared real captchas"
         )
         if not samples:
-            rows.append(
-                not_measured(row_id, 8, title, compares, "accuracy", None, SKIP, "no real samples here")
-            )
+            rows.append(not_measured(row_id, 8, title, compares, "%", None, SKIP, "no real samples here"))
             continue
         items = [sample.data for sample in samples]
         ours = accuracy(client.recognize_many(items), samples) if ctx.embedded_trained else None
         reads = [ocr.classification(item) for item in items]
-        extra = {"images": len(samples)}
+        extra: dict[str, Any] = {"images": len(samples)}
         if row_id == "8d":
             extra["reads"] = [
                 {"file": s.name, "label": s.label, "ddddocr": r.lower()}
@@ -162,9 +153,11 @@ def preset_rows(ctx: Context) -> list[Row]:
     tensor = tf.constant(batch)
     for fn in calls.values():
         fn(tensor)
-    times = _rounds(
-        {name: lambda fn=fn: fn(tensor).numpy() for name, fn in calls.items()}, counts.model_rounds
-    )
+
+    def timed(fn: Any) -> Callable[[], object]:
+        return lambda: fn(tensor).numpy()
+
+    times = per_call({name: timed(fn) for name, fn in calls.items()}, 1, counts.model_rounds)
     rows = [
         measured(
             "9a",

@@ -71,18 +71,21 @@ def write_chart(path: Path, rows: Sequence[Row]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [row for row in rows if row.ratio is not None and row.ratio > 0 and not math.isinf(row.ratio)]
+    shown = [(row, row.ratio) for row in rows if row.ratio is not None and 0 < row.ratio < math.inf]
     height = max(2.5, 0.42 * len(shown) + 1.2)
     figure, axes = plt.subplots(figsize=(9, height))
-    labels = [f"{row.id} {row.title}" for row in shown]
+    labels = [
+        f"{row.id} {row.title}" + (" (higher is better)" if row.target and row.target.op == ">=" else "")
+        for row, _ in shown
+    ]
     positions = range(len(shown))
     axes.barh(
         positions,
-        [row.ratio for row in shown],
-        color=[_COLOURS.get(row.verdict, _OTHER_COLOUR) for row in shown],
+        [ratio for _, ratio in shown],
+        color=[_COLOURS.get(row.verdict, _OTHER_COLOUR) for row, _ in shown],
         height=0.6,
     )
-    for position, row in zip(positions, shown, strict=True):
+    for position, (row, _) in zip(positions, shown, strict=True):
         if row.target is not None and row.target.op != "any":
             axes.plot([row.target.value] * 2, [position - 0.4, position + 0.4], color="black", linewidth=2)
     axes.axvline(1.0, color="#9e9e9e", linestyle=":", linewidth=1)
