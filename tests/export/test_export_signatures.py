@@ -28,7 +28,6 @@ from shixin_client._spec import (
     SIGNATURE_FLOAT,
     CaptchaSpec,
 )
-from training.model import build_model
 
 
 def _signature_defs(version_dir: Path) -> dict[str, Any]:
@@ -99,23 +98,21 @@ def _png_at(data: bytes, spec: CaptchaSpec) -> bytes:
     return out.getvalue()
 
 
-def test_any_spec_is_described_and_served(tmp_path: Path, tiny_preset: Any, make_pngs: Any) -> None:
+def test_any_spec_is_described_and_served(cli_export: Any, make_pngs: Any) -> None:
     """A 5-character model over another alphabet and size: clients need no hard-coded facts."""
-    spec = CaptchaSpec(
-        charset="abcdef0123", blank_index=10, label_length=5, height=32, width=64, time_steps=16
-    )
-    model = build_model(tiny_preset, spec)
-    version_dir = export_model(model, tmp_path, "other", spec=spec, warmup_samples=make_pngs(2))
-    loaded = tf.saved_model.load(str(version_dir))
+    spec = cli_export.spec
+    loaded = tf.saved_model.load(str(cli_export.version_dir))
     rows = loaded.signatures[SIGNATURE_DESCRIBE](**{INPUT_DESCRIBE: tf.constant([0], tf.int32)})
     described = {name: rows[name].numpy()[0] for name in DESCRIBE_OUTPUTS}
-    described["charset"] = described["charset"].decode()
-    assert CaptchaSpec(**{k: v if k == "charset" else int(v) for k, v in described.items()}) == spec
-    files = [_png_at(data, spec) for data in make_pngs(3)]
+    assert (
+        CaptchaSpec(charset=described.pop("charset").decode(), **{k: int(v) for k, v in described.items()})
+        == spec
+    )
+    files = [_png_at(data, spec) for data in make_pngs(3)] + make_pngs(2)
     floats = np.stack([preprocess(data, spec) for data in files])
     by_bytes = loaded.signatures[SIGNATURE_BYTES](**{INPUT_BYTES: tf.constant(files)})[OUTPUT_SOFTMAX]
-    assert by_bytes.shape == (3, 16, 11)
-    np.testing.assert_allclose(by_bytes.numpy(), model(floats).numpy(), atol=1e-6)
+    assert by_bytes.shape == (5, spec.time_steps, spec.num_classes)
+    np.testing.assert_allclose(by_bytes.numpy(), cli_export.model(floats).numpy(), atol=1e-6)
 
 
 def test_export_refuses_a_model_that_disagrees_with_the_spec(tiny_model: Any, tmp_path: Path) -> None:

@@ -1,0 +1,62 @@
+"""The embedded LiteRT model: builtin ops only, dynamic batch, the Keras model's outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+from export.tflite import unrolled_copy
+from shixin_client._images import preprocess
+
+
+def _ops(flatbuffer: bytes) -> set[str]:
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        tf.lite.experimental.Analyzer.analyze(model_content=flatbuffer)
+    return set(re.findall(r"Op#\d+ (\w+)", report.getvalue()))
+
+
+def test_only_builtin_ops(cli_export: Any) -> None:
+    ops = _ops(cli_export.tflite_path.read_bytes())
+    assert {"CONV_2D", "FULLY_CONNECTED", "SOFTMAX"} <= ops
+    assert not {op for op in ops if op.startswith("Flex") or op in {"CUSTOM", "WHILE", "READ_VARIABLE"}}
+
+
+def test_outputs_match_keras_at_batch_one_and_batched(
+    cli_export: Any, make_pngs: Callable[..., list[bytes]], real_files: list[bytes]
+) -> None:
+    spec = cli_export.spec
+    images = np.stack([preprocess(data, spec) for data in make_pngs(3) + real_files[:2]])
+    want = cli_export.model(images).numpy()
+    interpreter = Interpreter(model_path=str(cli_export.tflite_path))
+    (image_input,) = interpreter.get_input_details()
+    (softmax_output,) = interpreter.get_output_details()
+    assert image_input["shape_signature"].tolist() == [-1, spec.height, spec.width, 1]
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(image_input["index"], images[:1])
+    interpreter.invoke()
+    np.testing.assert_allclose(interpreter.get_tensor(softmax_output["index"]), want[:1], atol=1e-5)
+    interpreter.resize_tensor_input(image_input["index"], images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(image_input["index"], images)
+    interpreter.invoke()
+    np.testing.assert_allclose(interpreter.get_tensor(softmax_output["index"]), want, atol=1e-5)
+
+
+def test_unrolled_copy_has_the_same_weights_and_function(tiny_model: Any, real_files: list[bytes]) -> None:
+    copy = unrolled_copy(tiny_model)
+    recurrent = [layer for layer in copy.layers if hasattr(layer, "forward_layer")]
+    assert recurrent and all(
+        layer.forward_layer.unroll and layer.backward_layer.unroll for layer in recurrent
+    )
+    for mine, theirs in zip(copy.get_weights(), tiny_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    images = np.stack([preprocess(data) for data in real_files])
+    np.testing.assert_allclose(copy(images).numpy(), tiny_model(images).numpy(), atol=1e-6)
