@@ -113,7 +113,8 @@ def write_markdown(path: Path, chart: Path, meta: dict[str, Any], rows: Sequence
         "",
         "Every figure is measured as a ratio against its baseline **in the same run** (the machines are "
         "shared and noisy: absolute times drift, ratios hold). Regenerate with `python -m benchmarks` "
-        "(about 15 minutes; `--quick` for a rough pass that skips the install footprint).",
+        "(about 15 minutes; `--quick` for a rough pass that skips the install footprint) after "
+        '`pip install -e ".[bench]"` (everything plus ddddocr, the embedded baseline).',
         "",
         f"- Run: {meta['finished_at']} UTC, `{meta['command']}`",
         f"- Machine: {meta['machine']['cpus']} CPUs, {meta['machine']['platform']}, "

@@ -71,7 +71,8 @@ def latency_rows(ctx: Context) -> list[Row]:
                 f"Latency p{q}, {kind}",
                 f"p{q} wall time of `ShixinClient({kind} URL).recognize(png)` through shixin_server in "
                 f"another process (no batching) vs the same SavedModel's `{SIGNATURE_BYTES}` signature "
-                f"called in-process on the same PNG, one image per call; {calls}, "
+                f"called in-process on the same PNG, one image per call (ours also encodes and decodes to "
+                f"text, the baseline stops at the softmax); {calls}, "
                 f"{len(samples)} generated captchas",
                 "ms",
                 percentile(times[kind], q) * 1e3,
