@@ -141,8 +141,14 @@ def install_rows(ctx: Context) -> list[Row]:
             )
         ]
     # Ours is rebuilt every run so it measures this checkout; the reference is reused.
-    ours = _tree_bytes(_make_venv(CACHE_DIR / "ours", f"{ROOT}[grpc]", fresh=True))
+    ours_site = _make_venv(CACHE_DIR / "ours", f"{ROOT}[grpc]", fresh=True)
     reference = _tree_bytes(_make_venv(CACHE_DIR / "reference", REFERENCE_PACKAGE, fresh=False))
+    entries = {
+        entry.name: _tree_bytes(entry) if entry.is_dir() else entry.stat().st_size
+        for entry in ours_site.iterdir()
+    }
+    ours = sum(entries.values())
+    largest = sorted(entries.items(), key=lambda item: -item[1])[:6]
     return [
         measured(
             "2",
@@ -154,5 +160,6 @@ def install_rows(ctx: Context) -> list[Row]:
             reference / 1e6,
             INSTALL_TARGET,
             note=f"venvs cached under {CACHE_DIR}",
+            extra={"ours_largest_mb": {name: round(size / 1e6, 1) for name, size in largest}},
         )
     ]
