@@ -154,7 +154,11 @@ def _decode(data: bytes, name: str, limits: ImageLimits) -> Image.Image:
     except UnidentifiedImageError as exc:
         raise InvalidInputError(name, "is not a recognised image file") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidInputError(name, f"refused as a decompression bomb: {exc}") from exc
+        # Pillow refuses from the header alone, before our own size check runs.
+        limit = min(limits.max_pixels, Image.MAX_IMAGE_PIXELS or limits.max_pixels)
+        raise InvalidInputError(
+            name, f"refused before decoding: over the {limit}-pixel limit ({exc})"
+        ) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidInputError(name, f"image data is truncated or corrupt ({exc})") from exc
     return picture
