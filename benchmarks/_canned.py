@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 
 from shixin_client._proto import predict_pb2
-from shixin_client._spec import DEFAULT_SPEC, SIGNATURE_DESCRIBE
+from shixin_client._spec import DEFAULT_SPEC, OUTPUT_SOFTMAX, SIGNATURE_DESCRIBE, SIGNATURE_FLOAT
 from shixin_client._transports._grpc_codec import ndarray_to_tensor_proto
 from shixin_client._transports.local import describe_outputs
 from shixin_client._transports.mock import softmax_for
@@ -34,7 +34,7 @@ _LOCK = threading.Lock()
 def answer(signature: str, rows: int) -> dict[str, np.ndarray]:
     if signature == SIGNATURE_DESCRIBE:
         return describe_outputs(DEFAULT_SPEC, rows)
-    return {"out_dense": softmax_for([TEXT] * rows, DEFAULT_SPEC)}
+    return {OUTPUT_SOFTMAX: softmax_for([TEXT] * rows, DEFAULT_SPEC)}
 
 
 def _record(kind: str, size: int) -> None:
@@ -71,7 +71,7 @@ class _Rest(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         body = self.rfile.read(int(self.headers["Content-Length"]))
         request = json.loads(body)
-        signature = request.get("signature_name", "serving_default")
+        signature = request.get("signature_name", SIGNATURE_FLOAT)
         rows = len(request["instances"])
         if signature != SIGNATURE_DESCRIBE:
             _record("rest", len(body))

@@ -8,7 +8,6 @@ artefact is made on first use, so a run of a few light rows never imports Tensor
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from functools import cached_property
@@ -124,7 +123,6 @@ class Context:
     def __init__(self, counts: Counts, quick: bool) -> None:
         self.counts = counts
         self.quick = quick
-        os.environ.update(QUIET_TF)
         self._tmp = tempfile.TemporaryDirectory(prefix="shixin-bench-")
         self.tmp = Path(self._tmp.name)
 

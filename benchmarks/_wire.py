@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from shixin_client import ShixinClient
-from shixin_client._images import preprocess
+from shixin_client import ModelRef, ShixinClient
+from shixin_client._images import ImageInput, preprocess
 from shixin_client._spec import DEFAULT_MODEL_NAME, DEFAULT_SPEC
+from shixin_client._transports._rest_codec import predict_url
 
 from ._children import child_server
 from ._context import Context, Sample
@@ -30,9 +31,9 @@ BYTES_TARGET = Target("<=", 1 / 25, "at most 1/25")
 CPU_TARGET = Target("<=", 1 / 10, "at most 1/10")
 
 
-def reference_body(data: bytes) -> bytes:
+def reference_body(image: ImageInput) -> bytes:
     """The reference client's request for one image: its float tensor as JSON lists."""
-    x = preprocess(data, DEFAULT_SPEC)[None]
+    x = preprocess(image, DEFAULT_SPEC)[None]
     return json.dumps({"instances": x.tolist()}).encode("utf-8")
 
 
@@ -41,12 +42,11 @@ def reference_client(rest_url: str) -> Callable[[str], str]:
     import keras
 
     session = requests.Session()
-    url = f"{rest_url}/v1/models/{DEFAULT_MODEL_NAME}:predict"
+    url = predict_url(rest_url, ModelRef(DEFAULT_MODEL_NAME))
     spec = DEFAULT_SPEC
 
     def recognize(path: str) -> str:
-        x = preprocess(path, spec)[None]
-        response = session.post(url, data=json.dumps({"instances": x.tolist()}))
+        response = session.post(url, data=reference_body(path))
         response.raise_for_status()
         softmax = np.array(response.json()["predictions"], dtype=np.float32)
         decoded, _ = keras.ops.ctc_decode(

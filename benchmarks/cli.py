@@ -95,7 +95,7 @@ def run_items(items: Sequence[Item], ctx: Context, log: Callable[[str], None]) -
                     str(item.number),
                     item.number,
                     item.title,
-                    "",
+                    f"item {item.number} failed, so its rows are missing",
                     "",
                     None,
                     ERROR,
