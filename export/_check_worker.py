@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -102,7 +103,8 @@ def main(argv: list[str]) -> int:
         "describe_rows": int(described["charset"].shape[0]),
         "warmup": warmup,
     }
-    np.savez(out_path, report=np.array(json.dumps(report)), **{k: np.asarray(v) for k, v in outputs.items()})
+    arrays: dict[str, Any] = {key: np.asarray(value) for key, value in outputs.items()}
+    np.savez(out_path, report=np.array(json.dumps(report)), **arrays)
     return 0
 
 

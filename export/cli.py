@@ -15,10 +15,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shixin_client._spec import CHARSET, DEFAULT_MODEL_NAME, LABEL_LENGTH, CaptchaSpec
 
 from .samples import from_folder, generated
+
+if TYPE_CHECKING:
+    import keras
 
 CHECK_SAMPLES = 32
 
@@ -47,7 +51,9 @@ def _export_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--samples", type=Path, help="folder of images for the warm-up requests (default: generated)"
     )
-    parser.add_argument("--check", action="store_true", help="run 'export check' on the new version")
+    parser.add_argument(
+        "--check", action="store_true", help="check the new version on generated captchas and the --samples"
+    )
     return parser
 
 
@@ -69,7 +75,7 @@ def _check_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path):  # noqa: ANN202 - keras is imported lazily so --help stays fast
+def _load(path: Path) -> keras.Model:
     import keras
 
     if not path.is_file():
@@ -77,16 +83,11 @@ def _load(path: Path):  # noqa: ANN202 - keras is imported lazily so --help stay
     return keras.models.load_model(path, compile=False)
 
 
-def _samples(folder: Path | None, count: int) -> list[bytes]:
-    return from_folder(folder) if folder is not None else generated(count)
-
-
-def run_check_command(args: argparse.Namespace) -> int:
+def _check(version_dir: Path, model: keras.Model, samples: list[bytes], tolerance: float | None) -> int:
     from .check import DEFAULT_TOLERANCE, run_check
 
-    tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     report = run_check(
-        args.version_dir, _load(args.model), _samples(args.samples, args.count), tolerance=tolerance
+        version_dir, model, samples, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance
     )
     for note in report.notes:
         print(note)
@@ -96,6 +97,11 @@ def run_check_command(args: argparse.Namespace) -> int:
         return 1
     print(f"export check passed: {report.version_dir}")
     return 0
+
+
+def run_check_command(args: argparse.Namespace) -> int:
+    samples = from_folder(args.samples) if args.samples is not None else generated(args.count)
+    return _check(args.version_dir, _load(args.model), samples, args.tolerance)
 
 
 def run_export_command(args: argparse.Namespace) -> int:
@@ -109,8 +115,8 @@ def run_export_command(args: argparse.Namespace) -> int:
     )
     model = inference_model(_load(args.model))
     spec = spec_for_model(model, base)
+    folder_samples = from_folder(args.samples) if args.samples is not None else None
     if args.base_path is not None:
-        samples = from_folder(args.samples) if args.samples is not None else None
         final = export_model(
             model,
             args.base_path,
@@ -119,13 +125,11 @@ def run_export_command(args: argparse.Namespace) -> int:
             force=args.force,
             keep=args.keep,
             spec=spec,
-            warmup_samples=samples,
+            warmup_samples=folder_samples,
         )
         print(f"exported {final}")
-        if args.check:
-            args.version_dir, args.count, args.tolerance = final, CHECK_SAMPLES, None
-            if run_check_command(args) != 0:
-                return 1
+        if args.check and _check(final, model, generated(CHECK_SAMPLES) + (folder_samples or []), None):
+            return 1
     if args.tflite is not None:
         print(f"wrote {write_embedded(model, args.tflite, spec)} and spec.json")
     return 0
