@@ -1,0 +1,158 @@
+"""Every script in examples/ runs, as a user would run it, against the local server.
+
+Each example runs in its own interpreter against shixin_server serving a tiny untrained
+model that export/ wrote. Its output must be one ``file<TAB>text`` line per captcha, in
+file order, with the texts the SDK itself reads from the same server; the web app must
+answer uploads with that text as JSON and shut down cleanly on Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from shixin_client import ShixinClient
+from shixin_client.cli import IMAGE_SUFFIXES
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+CAPTCHAS = EXAMPLES / "captchas"
+CAPTCHA_FILES = sorted(p for p in CAPTCHAS.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+#: (script, transport): the examples that print one line per captcha.
+CONSOLE_EXAMPLES = [
+    ("rest_requests.py", "rest"),
+    ("recognize_rest.py", "rest"),
+    ("recognize_grpc.py", "grpc"),
+    ("async_batch.py", "rest"),
+    ("async_batch.py", "grpc"),
+]
+WEB_APP = "web_app.py"
+#: Seconds one example may take; they finish in about one.
+RUN_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Served:
+    rest_url: str
+    grpc_url: str
+    texts: list[str]  # what the SDK reads from each captcha file (serving_bytes)
+    float_texts: list[str]  # the same through the float signature, as the reference flow sends
+
+    def url(self, transport: str) -> str:
+        return self.grpc_url if transport == "grpc" else self.rest_url
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    keras = pytest.importorskip("keras")
+    from export.saved_model import export_model
+    from shixin_server.testing import running_server
+    from training.model import Preset, build_model
+
+    # A tiny network exports in seconds; this seed makes it read the captchas differently
+    # from one another, so a line printed against the wrong file shows.
+    keras.utils.set_random_seed(4)
+    model = build_model(Preset(conv_filters=(4, 4, 4), gru_units=8, projection=None, dropout=0.0))
+    base = tmp_path_factory.mktemp("models")
+    export_model(model, base, "shixin", version=1)
+    with running_server(base / "shixin", "shixin") as server:
+        with ShixinClient(server.rest_url) as client:
+            texts = client.recognize_many(CAPTCHA_FILES)
+            float_texts = client.recognize_many(CAPTCHA_FILES, float_input=True)
+        assert len(set(texts)) > 1, f"the test model reads every captcha alike ({texts}); pick another seed"
+        yield Served(server.rest_url, f"grpc://{server.grpc_target}", texts, float_texts)
+
+
+def run_example(
+    script: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        env=env,
+    )
+
+
+def lines(files: list[Path], texts: list[str]) -> list[str]:
+    return [f"{path.name}\t{text}" for path, text in zip(files, texts, strict=True)]
+
+
+@pytest.mark.parametrize(("script", "transport"), CONSOLE_EXAMPLES)
+def test_console_example_prints_one_line_per_captcha(served: Served, script: str, transport: str) -> None:
+    result = run_example(script, "--server", served.url(transport))
+    assert result.returncode == 0, result.stderr
+    texts = served.float_texts if script == "rest_requests.py" else served.texts
+    assert result.stdout.splitlines() == lines(CAPTCHA_FILES, texts)
+
+
+def test_server_url_comes_from_the_environment(served: Served) -> None:
+    env = {**os.environ, "SHIXIN_SERVER": served.rest_url}
+    result = run_example("recognize_rest.py", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == lines(CAPTCHA_FILES, served.texts)
+
+
+def test_folder_argument_and_a_broken_file(served: Served, tmp_path: Path) -> None:
+    for path in CAPTCHA_FILES[:2]:
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "notes.txt").write_text("not an image, and not picked up\n")
+    (tmp_path / "zz_broken.png").write_bytes(b"not a png")
+    result = run_example("recognize_rest.py", "--server", served.rest_url, str(tmp_path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == lines(CAPTCHA_FILES[:2], served.texts[:2])
+    assert "zz_broken.png" in result.stderr and "not a recognised image" in result.stderr
+
+
+def test_grpc_example_refuses_a_rest_url(served: Served) -> None:
+    result = run_example("recognize_grpc.py", "--server", served.rest_url)
+    assert result.returncode == 2
+    assert "grpc://" in result.stderr
+
+
+def test_web_app_answers_uploads_with_json(served: Served) -> None:
+    app = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / WEB_APP), "--server", served.rest_url, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = app.stdout.readline().strip()  # type: ignore[union-attr]
+        assert url.startswith("http://127.0.0.1:"), f"the web app printed {url!r}, not its URL"
+        image = CAPTCHA_FILES[0].read_bytes()
+        expected = {"text": served.texts[0]}
+
+        uploaded = requests.post(url, files={"image": ("captcha.png", image, "image/png")}, timeout=30)
+        assert (uploaded.status_code, uploaded.json()) == (200, expected)
+        raw = requests.post(url, data=image, headers={"Content-Type": "image/png"}, timeout=30)
+        assert (raw.status_code, raw.json()) == (200, expected)
+        other = requests.post(url, data=CAPTCHA_FILES[1].read_bytes(), timeout=30)
+        assert other.json() == {"text": served.texts[1]}
+
+        garbage = requests.post(url, data=b"not an image", timeout=30)
+        assert garbage.status_code == 400 and "not a recognised image" in garbage.json()["error"]
+        wrong_field = requests.post(url, files={"file": ("captcha.png", image, "image/png")}, timeout=30)
+        assert wrong_field.status_code == 400 and "'image'" in wrong_field.json()["error"]
+    finally:
+        app.send_signal(signal.SIGINT)  # Ctrl+C: the app closes its client and exits 0
+        _, stderr = app.communicate(timeout=RUN_TIMEOUT_S)
+        sys.stderr.write(stderr)  # pytest shows it when the test fails
+    assert app.returncode == 0
+
+
+def test_every_example_is_run_here_and_listed_in_the_readme() -> None:
+    scripts = {p.name for p in EXAMPLES.glob("*.py")}
+    assert scripts == {script for script, _ in CONSOLE_EXAMPLES} | {WEB_APP}
+    readme = (EXAMPLES / "README.md").read_text()
+    assert all(f"`{script}`" in readme for script in scripts)
