@@ -118,14 +118,16 @@ def embedded_rows(ctx: Context) -> list[Row]:
             rows.append(not_measured(row_id, 8, title, compares, "%", None, SKIP, "no real samples here"))
             continue
         items = [sample.data for sample in samples]
-        ours = accuracy(client.recognize_many(items), samples) if ctx.embedded_trained else None
-        reads = [ocr.classification(item) for item in items]
+        texts = client.recognize_many(items) if ctx.embedded_trained else None
+        reads = [ocr.classification(item).lower() for item in items]
         extra: dict[str, Any] = {"images": len(samples)}
         if row_id == "8d":
+            ours_reads: Sequence[str | None] = texts if texts is not None else [None] * len(samples)
             extra["reads"] = [
-                {"file": s.name, "label": s.label, "ddddocr": r.lower()}
-                for s, r in zip(samples, reads, strict=True)
+                {"file": s.name, "label": s.label, "ours": text, "ddddocr": read}
+                for s, text, read in zip(samples, ours_reads, reads, strict=True)
             ]
+        ours = accuracy(texts, samples) if texts is not None else None
         rows.append(_accuracy_row(row_id, 8, title, compares, ours, accuracy(reads, samples), pending, extra))
     client.close()
     return rows
