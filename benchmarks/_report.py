@@ -113,12 +113,13 @@ def write_markdown(path: Path, chart: Path, meta: dict[str, Any], rows: Sequence
         "",
         "Every figure is measured as a ratio against its baseline **in the same run** (the machines are "
         "shared and noisy: absolute times drift, ratios hold). Regenerate with `python -m benchmarks` "
-        "(about 15 minutes; `--quick` for a rough pass that skips the install footprint) after "
+        "(several minutes; `--quick` for a rough pass that skips the install footprint) after "
         '`pip install -e ".[bench]"` (everything plus ddddocr, the embedded baseline).',
         "",
-        f"- Run: {meta['finished_at']} UTC, `{meta['command']}`",
-        f"- Machine: {meta['machine']['cpus']} CPUs, {meta['machine']['platform']}, "
-        f"Python {meta['machine']['python']}",
+        f"- Run: {meta['finished_at']} UTC, {meta['duration_s'] / 60:.0f} min, `{meta['command']}`",
+        f"- Machine: {meta['machine']['cpus']} x {meta['machine']['cpu']}, {meta['machine']['platform']}, "
+        f"Python {meta['machine']['python']}; load average {meta['machine']['load_average_at_start']} "
+        "at the start (other work on the machine slows both sides of a row alike)",
         f"- Model: {meta['model']['source']}; embedded: {meta['model']['embedded']}",
         f"- Verdicts: {', '.join(f'{k} {v}' for k, v in meta['verdicts'].items())}"
         + (f"; **missed targets: {', '.join(misses)}**" if misses else ""),

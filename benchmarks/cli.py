@@ -107,11 +107,21 @@ def run_items(items: Sequence[Item], ctx: Context, log: Callable[[str], None]) -
     return rows
 
 
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     items = [item for item in ITEMS if args.rows is None or item.number in args.rows]
     ctx = Context(QUICK if args.quick else FULL, quick=args.quick)
     started = datetime.now(timezone.utc)
+    load = round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None
     try:
         rows = run_items(items, ctx, lambda line: print(line, file=sys.stderr, flush=True))
         model = {
@@ -128,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)]),
         "started_at": started.strftime("%Y-%m-%d %H:%M"),
         "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "duration_s": round((datetime.now(timezone.utc) - started).total_seconds()),
         "quick": args.quick,
         "machine": {
+            "cpu": _cpu_model(),
+            "load_average_at_start": load,
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
