@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
-from shixin_client import AsyncShixinClient, server_from_env
+from shixin_client import AsyncShixinClient, ShixinError, server_from_env
 from shixin_client.cli import IMAGE_SUFFIXES
 
 CAPTCHAS = Path(__file__).resolve().parent / "captchas"
 
 
-async def recognize_folder(server: str, folder: Path, concurrency: int) -> list[tuple[Path, str]]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+async def recognize_all(server: str, files: list[Path], concurrency: int) -> list[str]:
     limit = asyncio.Semaphore(concurrency)
     async with AsyncShixinClient(server) as client:
         await client.get_spec()  # ask the model to describe itself once, not once per file
@@ -37,8 +37,7 @@ async def recognize_folder(server: str, folder: Path, concurrency: int) -> list[
             async with limit:
                 return await client.recognize(path)
 
-        texts = await asyncio.gather(*(one(path) for path in files))
-    return list(zip(files, texts, strict=True))
+        return await asyncio.gather(*(one(path) for path in files))
 
 
 def main() -> None:
@@ -49,10 +48,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
+    if not args.folder.is_dir():
+        parser.error(f"{str(args.folder)!r} is not a folder")
+    files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
-    for path, text in asyncio.run(recognize_folder(args.server, args.folder, args.concurrency)):
+    texts = asyncio.run(recognize_all(args.server, files, args.concurrency))
+    for path, text in zip(files, texts, strict=True):
         print(f"{path.name}\t{text}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ShixinError as exc:  # server unreachable, model not found, ...: one line, not a traceback
+        sys.exit(f"error: {exc}")

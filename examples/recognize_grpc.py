@@ -16,9 +16,10 @@ per captcha in FOLDER (default: examples/captchas).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from shixin_client import ShixinClient, server_from_env
+from shixin_client import ShixinClient, ShixinError, server_from_env
 from shixin_client.cli import IMAGE_SUFFIXES
 
 CAPTCHAS = Path(__file__).resolve().parent / "captchas"
@@ -32,12 +33,16 @@ def main() -> None:
     if not args.server.startswith(("grpc://", "grpcs://")):
         parser.error(f"--server must be a grpc:// or grpcs:// URL, got {args.server!r}")
 
+    if not args.folder.is_dir():
+        parser.error(f"{str(args.folder)!r} is not a folder")
     files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     with ShixinClient(args.server, timeout=10.0) as client:
-        client.wait_until_ready(timeout=30.0)  # a freshly started server may still be loading
         for path in files:
             print(f"{path.name}\t{client.recognize(path)}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ShixinError as exc:  # server unreachable, model not found, ...: one line, not a traceback
+        sys.exit(f"error: {exc}")

@@ -32,6 +32,8 @@ def main() -> int:
     parser.add_argument("folder", nargs="?", type=Path, default=CAPTCHAS)
     args = parser.parse_args()
 
+    if not args.folder.is_dir():
+        parser.error(f"{str(args.folder)!r} is not a folder")
     files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     failed = 0
     with ShixinClient(args.server) as client:
@@ -45,4 +47,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ShixinError as exc:  # server unreachable, model not found, ...: one line, not a traceback
+        sys.exit(f"error: {exc}")

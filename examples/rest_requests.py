@@ -41,15 +41,22 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL_NAME)
     parser.add_argument("folder", nargs="?", type=Path, default=CAPTCHAS)
     args = parser.parse_args()
+    if not args.server.startswith(("http://", "https://")):
+        parser.error(f"--server must be an http:// or https:// URL, got {args.server!r}")
 
+    if not args.folder.is_dir():
+        parser.error(f"{str(args.folder)!r} is not a folder")
     files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     url = f"{args.server.rstrip('/')}/v1/models/{args.model}:predict"
     for start in range(0, len(files), BATCH_SIZE):
         chunk = files[start : start + BATCH_SIZE]
         x = np.stack([preprocess(path) for path in chunk])  # float32 [N, 70, 160, 1] in {0, 1}
-        response = requests.post(url, json={"instances": x.tolist()}, timeout=60)
+        try:
+            response = requests.post(url, json={"instances": x.tolist()}, timeout=60)
+        except requests.RequestException as exc:  # refused, timed out, ...: one line, not a traceback
+            raise SystemExit(f"error: {url}: {exc}") from None
         if not response.ok:  # TF Serving explains itself in {"error": "..."}
-            raise SystemExit(f"{url}: HTTP {response.status_code}: {response.text}")
+            raise SystemExit(f"error: {url}: HTTP {response.status_code}: {response.text}")
         softmax = np.asarray(response.json()["predictions"], dtype=np.float32)  # [N, 40, 37]
         for path, prediction in zip(chunk, to_predictions(softmax, DEFAULT_SPEC), strict=True):
             print(f"{path.name}\t{prediction.text}")

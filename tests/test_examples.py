@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -96,6 +97,26 @@ def test_console_example_prints_one_line_per_captcha(served: Served, script: str
     assert result.stdout.splitlines() == lines(CAPTCHA_FILES, texts)
 
 
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port that is bound but not listening, so every connection is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(("script", "transport"), dict(CONSOLE_EXAMPLES).items())
+def test_console_example_reports_an_unreachable_server_in_one_line(
+    refused_port: int, script: str, transport: str
+) -> None:
+    scheme = "grpc" if transport == "grpc" else "http"
+    result = run_example(script, "--server", f"{scheme}://127.0.0.1:{refused_port}")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and f"127.0.0.1:{refused_port}" in line
+
+
 def test_server_url_comes_from_the_environment(served: Served) -> None:
     env = {**os.environ, "SHIXIN_SERVER": served.rest_url}
     result = run_example("recognize_rest.py", env=env)
@@ -114,10 +135,19 @@ def test_folder_argument_and_a_broken_file(served: Served, tmp_path: Path) -> No
     assert "zz_broken.png" in result.stderr and "not a recognised image" in result.stderr
 
 
-def test_grpc_example_refuses_a_rest_url(served: Served) -> None:
-    result = run_example("recognize_grpc.py", "--server", served.rest_url)
+@pytest.mark.parametrize(
+    ("script", "args", "problem"),
+    [
+        ("recognize_grpc.py", ["--server", "http://127.0.0.1:1"], "must be a grpc:// or grpcs:// URL"),
+        ("rest_requests.py", ["--server", "grpc://127.0.0.1:1"], "must be an http:// or https:// URL"),
+        ("async_batch.py", ["--server", "http://127.0.0.1:1", "no/such/folder"], "is not a folder"),
+        ("async_batch.py", ["--server", "http://127.0.0.1:1", "--concurrency", "0"], "at least 1"),
+    ],
+)
+def test_usage_errors_are_named_before_anything_is_sent(script: str, args: list[str], problem: str) -> None:
+    result = run_example(script, *args)
     assert result.returncode == 2
-    assert "grpc://" in result.stderr
+    assert problem in result.stderr
 
 
 def test_web_app_answers_uploads_with_json(served: Served) -> None:
