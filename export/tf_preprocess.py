@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from shixin_client._images import GRAY_WEIGHTS
+from shixin_client._images import DEFAULT_LIMITS, GRAY_WEIGHTS
 from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
 
 #: Pillow's fixed-point precision for 8-bit resampling (libImaging/Resample.c).
@@ -117,10 +117,67 @@ def binarize_rgba(rgba: tf.Tensor) -> tf.Tensor:
     return tf.cast(gray > mean, tf.float32)[:, :, None]
 
 
+def _unsigned(data: tf.Tensor, position: int, size: int, *, big_endian: bool) -> tf.Tensor:
+    """The unsigned integer stored in ``size`` bytes at ``position`` of a scalar string, as int64."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, position, size), tf.uint8), tf.int64)
+    weights = tf.constant(
+        [256**i for i in (range(size - 1, -1, -1) if big_endian else range(size))], tf.int64
+    )
+    return tf.reduce_sum(raw * weights)
+
+
+def _header_pixels(image_bytes: tf.Tensor) -> tf.Tensor:
+    """Width x height as the file's header claims it, read before anything is decoded.
+
+    A few hundred bytes of PNG can claim 60000 x 60000 pixels; decoding them would take
+    gigabytes. Formats not listed here are measured after decoding.
+    """
+    data = tf.strings.join(
+        [image_bytes, tf.constant(b"\0" * 32)]
+    )  # short files read zeros, then fail to decode
+    magic = tf.strings.substr(data, 0, 4)
+
+    def signed(value: tf.Tensor) -> tf.Tensor:
+        return tf.abs(tf.where(value >= 2**31, value - 2**32, value))
+
+    png = _unsigned(data, 16, 4, big_endian=True) * _unsigned(data, 20, 4, big_endian=True)
+    gif = _unsigned(data, 6, 2, big_endian=False) * _unsigned(data, 8, 2, big_endian=False)
+    bmp = signed(_unsigned(data, 18, 4, big_endian=False)) * signed(_unsigned(data, 22, 4, big_endian=False))
+    return tf.case(
+        [
+            (
+                tf.io.is_jpeg(image_bytes),
+                lambda: tf.reduce_prod(tf.image.extract_jpeg_shape(image_bytes, tf.int64)[:2]),
+            ),
+            (tf.equal(magic, b"\x89PNG"), lambda: png),
+            (tf.equal(tf.strings.substr(magic, 0, 3), b"GIF"), lambda: gif),
+            (tf.equal(tf.strings.substr(magic, 0, 2), b"BM"), lambda: bmp),
+        ],
+        default=lambda: tf.constant(0, tf.int64),
+    )
+
+
+def _within_pixel_limit(pixels: tf.Tensor) -> tf.Operation:
+    return tf.debugging.assert_less_equal(
+        pixels,
+        tf.constant(DEFAULT_LIMITS.max_pixels, tf.int64),
+        message=f"image is over the {DEFAULT_LIMITS.max_pixels}-pixel limit (width x height) of the client",
+    )
+
+
 def preprocess_one(image_bytes: tf.Tensor, spec: CaptchaSpec = DEFAULT_SPEC) -> tf.Tensor:
-    """A scalar string tensor (one encoded file) -> the model input float32 [height, width, 1]."""
-    rgba = decode_rgba(image_bytes)
+    """A scalar string tensor (one encoded file) -> the model input float32 [height, width, 1].
+
+    Pictures over the client's pixel limit are refused (InvalidArgumentError), by their
+    header before decoding and by their decoded size before the float64 resize.
+    """
+    with tf.control_dependencies([_within_pixel_limit(_header_pixels(image_bytes))]):
+        rgba = decode_rgba(tf.identity(image_bytes))
     shape = tf.shape(rgba)
+    with tf.control_dependencies(
+        [_within_pixel_limit(tf.cast(shape[0], tf.int64) * tf.cast(shape[1], tf.int64))]
+    ):
+        rgba = tf.identity(rgba)
     same_size = (shape[0] == spec.height) & (shape[1] == spec.width)
     rgba = tf.cond(same_size, lambda: rgba, lambda: resize_rgba(rgba, spec.height, spec.width))
     rgba = tf.ensure_shape(rgba, [spec.height, spec.width, 4])

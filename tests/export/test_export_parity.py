@@ -7,6 +7,8 @@ exactly the tensor that ``preprocess(image)`` gives the float signature.
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +19,7 @@ from PIL import Image
 
 from export.tf_preprocess import decode_and_preprocess
 from shixin_client._decode import to_predictions
-from shixin_client._images import preprocess, wire_bytes
+from shixin_client._images import DEFAULT_LIMITS, preprocess, wire_bytes
 from shixin_client._spec import (
     DEFAULT_SPEC,
     INPUT_BYTES,
@@ -152,3 +154,40 @@ def test_truncated_png_is_an_invalid_argument_error(
     (data,) = make_pngs(1)
     with pytest.raises(tf.errors.InvalidArgumentError):
         loaded.signatures[SIGNATURE_BYTES](**{INPUT_BYTES: tf.constant([data[: len(data) // 2]])})
+
+
+def _png_bomb(width: int, height: int) -> bytes:
+    """A valid all-black 1-bit PNG: a few KB that decode to width x height pixels."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = (b"\0" + b"\0" * ((width + 7) // 8)) * height
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _claiming(data: bytes, offset: int, size: bytes) -> bytes:
+    return data[:offset] + size + data[offset + len(size) :]
+
+
+def test_pictures_over_the_pixel_limit_are_refused(loaded: Any, real_files: list[bytes]) -> None:
+    limit = DEFAULT_LIMITS.max_pixels
+    picture = Image.open(io.BytesIO(real_files[0]))
+    over = {
+        "png-bomb": _png_bomb(40_000, 40_000),
+        "png-decoded": _encode(Image.new("1", (5000, limit // 5000 + 1), 1), "PNG"),
+        "gif-header": _claiming(_encode(picture.convert("RGB"), "GIF"), 6, struct.pack("<HH", 65535, 65535)),
+        "bmp-header": _claiming(
+            _encode(picture.convert("RGB"), "BMP"), 18, struct.pack("<ii", 30000, -30000)
+        ),
+        "jpeg": _encode(Image.new("L", (5000, limit // 5000 + 1), 200), "JPEG", quality=10),
+    }
+    for data in over.values():  # the bomb and the forged headers are refused before decoding
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"over the {limit}-pixel limit"):
+            loaded.signatures[SIGNATURE_BYTES](**{INPUT_BYTES: tf.constant([data])})
