@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,7 +44,10 @@ def _move_aside(path: Path) -> Path:
 def staging_dir(model_dir: Path, version: int) -> Iterator[Path]:
     """A hidden empty directory beside the final one; removed if the block fails."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".writing-{version}-", dir=model_dir))
+    # Not tempfile.mkdtemp: its 0700 mode would follow the rename and lock out a TF
+    # Serving that runs as another user. mkdir gives the usual umask-based mode.
+    staging = model_dir / f".writing-{version}-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
     try:
         yield staging
     finally:

@@ -152,3 +152,11 @@ def test_export_model_checks_its_arguments(tiny_model: Any, tmp_path: Path) -> N
     with pytest.raises(ValueError, match="keep must be at least 1"):
         saved_model.export_model(tiny_model, tmp_path, "shixin", keep=0)
     assert not (tmp_path / "shixin").exists()
+
+
+def test_a_version_directory_gets_the_usual_permissions(tmp_path: Path) -> None:
+    """Readable by a TF Serving running as another user, like any directory made here."""
+    final = write_version(tmp_path / "shixin", _slow_writer(1))
+    usual = tmp_path / "usual"
+    usual.mkdir()
+    assert final.stat().st_mode == usual.stat().st_mode
