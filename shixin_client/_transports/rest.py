@@ -6,16 +6,19 @@ picks a replica, and maps each HTTP library's exceptions onto the ShixinError tr
 
 - could not connect, TLS handshake failed, connection reset -> ShixinConnectionError
   (and the next replica is tried, when there are several)
-- connect or read deadline passed -> ShixinTimeoutError
+- connect or read deadline passed, or the whole answer took longer than
+  ``Timeout.total`` (a server trickling bytes) -> ShixinTimeoutError
 - the body was cut short or cannot be decoded -> BadResponseError
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Optional
 from urllib.parse import urlsplit
@@ -23,9 +26,16 @@ from urllib.parse import urlsplit
 import numpy as np
 import requests
 import requests.adapters
+import urllib3.exceptions
 
 from .._config import Headers, ModelRef, Timeout, TLSConfig
-from .._exceptions import BadResponseError, MissingDependencyError, ShixinConnectionError, ShixinTimeoutError
+from .._exceptions import (
+    BadResponseError,
+    MissingDependencyError,
+    ShixinConnectionError,
+    ShixinError,
+    ShixinTimeoutError,
+)
 from .._models import ModelMetadata, ModelStatus
 from .._retry import parse_retry_after
 from .._spec import OUTPUT_SOFTMAX
@@ -36,6 +46,8 @@ logger = logging.getLogger("shixin_client")
 
 #: Connections kept per replica: enough for a thread pool hammering one client.
 POOL_MAXSIZE = 64
+#: Bytes asked for per read of a body; each read returns as soon as some have arrived.
+READ_CHUNK_BYTES = 64 * 1024
 NO_HEADERS = Headers()
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -163,6 +175,7 @@ class RestTransport(SyncTransport):
 
     def _send_once(self, method: str, url: str, base: str, body: Optional[bytes], timeout: Timeout) -> bytes:
         where = _redact(base)
+        deadline = None if timeout.total is None else time.monotonic() + timeout.total
         try:
             response = self._session.request(
                 method,
@@ -181,14 +194,31 @@ class RestTransport(SyncTransport):
         except requests.exceptions.RequestException as exc:
             raise ShixinConnectionError(f"cannot reach {where}: {exc}") from exc
         with response:
-            try:
-                content = response.content
-            except requests.exceptions.RequestException as exc:
-                raise BadResponseError(f"the answer from {where} was cut short: {exc}") from exc
+            content = _read_body(response, where, timeout, deadline)
         if response.status_code != 200:
             hint = parse_retry_after(response.headers.get("Retry-After"))
             raise codec.error_from_response(response.status_code, content, where, hint)
         return content
+
+
+def _read_body(response: requests.Response, where: str, timeout: Timeout, deadline: Optional[float]) -> bytes:
+    """The body as it arrives, so a server that trickles bytes cannot hold a call past its deadline.
+
+    requests' own timeouts bound each socket read, not the whole answer.
+    """
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise ShixinTimeoutError(f"the answer from {where} stalled ({timeout}): {exc}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise BadResponseError(f"the answer from {where} was cut short: {exc}") from exc
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        if deadline is not None and time.monotonic() > deadline:
+            raise ShixinTimeoutError(f"the answer from {where} did not finish within {timeout.total}s")
 
 
 class AsyncRestTransport(AsyncTransport):
@@ -254,8 +284,21 @@ class AsyncRestTransport(AsyncTransport):
     async def _send_once(
         self, method: str, url: str, base: str, body: Optional[bytes], timeout: Timeout
     ) -> bytes:
-        httpx = self._httpx
         where = _redact(base)
+        # httpx's timeouts bound each read; this bounds the whole answer (a trickling server).
+        try:
+            return await asyncio.wait_for(self._exchange(method, url, where, body, timeout), timeout.total)
+        except ShixinError:
+            raise
+        except asyncio.TimeoutError as exc:
+            raise ShixinTimeoutError(
+                f"the answer from {where} did not finish within {timeout.total}s"
+            ) from exc
+
+    async def _exchange(
+        self, method: str, url: str, where: str, body: Optional[bytes], timeout: Timeout
+    ) -> bytes:
+        httpx = self._httpx
         request = self._client.build_request(
             method,
             url,
