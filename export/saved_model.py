@@ -47,11 +47,18 @@ WARMUP_BATCH = 4
 
 
 def inference_model(model: keras.Model) -> keras.Model:
-    """The model cut at its softmax layer (a training model may end elsewhere)."""
+    """The model cut at its softmax layer, the one output every signature serves.
+
+    A model without that layer (say, the logits model that training fits) is refused:
+    its output has the softmax's shape, so nothing later would notice the difference.
+    """
     try:
         softmax = model.get_layer(OUTPUT_SOFTMAX)
-    except ValueError:
-        return model
+    except ValueError as exc:
+        raise ValueError(
+            f"model {model.name!r} has no layer named {OUTPUT_SOFTMAX!r}; export the softmax model "
+            "that training.model.build_model returns"
+        ) from exc
     if model.outputs[0] is softmax.output:
         return model
     return keras.Model(model.inputs[0], softmax.output, name=model.name)

@@ -1,7 +1,7 @@
 """The project's one preprocessing, re-done in TensorFlow ops for the ``serving_bytes`` signature.
 
 This is the only second implementation of :func:`shixin_client._images.preprocess`, and
-``tests/export/test_preprocess_parity.py`` holds it to the first. Each step copies what
+``tests/export/test_export_parity.py`` holds it to the first. Each step copies what
 Pillow and numpy do, down to the integer rounding, so that both paths give the same
 tensor for every file :func:`shixin_client._images.wire_bytes` sends as is:
 
@@ -61,7 +61,7 @@ def _bilinear_weights(in_size: tf.Tensor, out_size: int) -> tf.Tensor:
     xmax = tf.minimum(tf.cast(center + support + 0.5, tf.int32), in_size)
     source = tf.range(in_size)
     inside = (source[None, :] >= xmin[:, None]) & (source[None, :] < xmax[:, None])
-    distance = (tf.cast(source, tf.float64)[None, :] - center[:, None] + 0.5) / filterscale
+    distance = (tf.cast(source, tf.float64)[None, :] - center[:, None] + 0.5) * (1.0 / filterscale)
     weights = tf.where(inside, tf.maximum(1.0 - tf.abs(distance), 0.0), 0.0)
     total = tf.reduce_sum(weights, axis=1, keepdims=True)
     weights = tf.math.divide_no_nan(weights, total)
@@ -91,9 +91,9 @@ def resize_rgba(rgba: tf.Tensor, height: int, width: int) -> tf.Tensor:
         turned = tf.transpose(image, [1, 0, 2])
         return tf.transpose(_resample_rows(turned, _bilinear_weights(in_height, height)), [1, 0, 2])
 
-    # Each pass rounds to uint8, so the order matters. The Pillow build this project pins
-    # runs the vertical pass first exactly when the height shrinks by more than twice what
-    # the width shrinks by (measured on thousands of sizes; Pillow's Resample.c of 2024
+    # Each pass rounds to uint8, so the order matters. Pillow 13 runs the vertical pass
+    # first exactly when the height shrinks by more than twice what the width shrinks by
+    # (measured on several hundred sizes, boundaries included; Pillow's Resample.c of 2024
     # always went horizontal first). tests/export/test_export_parity.py holds it.
     vertical_first = (in_height > height) & (2 * (in_width - width) < in_height - height)
     pixels = tf.cond(
@@ -132,9 +132,8 @@ def _header_pixels(image_bytes: tf.Tensor) -> tf.Tensor:
     A few hundred bytes of PNG can claim 60000 x 60000 pixels; decoding them would take
     gigabytes. Formats not listed here are measured after decoding.
     """
-    data = tf.strings.join(
-        [image_bytes, tf.constant(b"\0" * 32)]
-    )  # short files read zeros, then fail to decode
+    # Padded, so a file shorter than its header reads zeros here and then fails to decode.
+    data = tf.strings.join([image_bytes, tf.constant(b"\0" * 32)])
     magic = tf.strings.substr(data, 0, 4)
 
     def signed(value: tf.Tensor) -> tf.Tensor:

@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,7 +15,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
 from export._check_worker import show_all
-from export.saved_model import export_model
+from export.saved_model import export_model, inference_model
 from shixin_client._images import preprocess
 from shixin_client._spec import (
     DEFAULT_SPEC,
@@ -28,6 +29,7 @@ from shixin_client._spec import (
     SIGNATURE_FLOAT,
     CaptchaSpec,
 )
+from training.model import logits_model
 
 
 def _signature_defs(version_dir: Path) -> dict[str, Any]:
@@ -122,3 +124,11 @@ def test_export_refuses_a_model_that_disagrees_with_the_spec(tiny_model: Any, tm
     ):
         export_model(tiny_model, tmp_path, "shixin", spec=spec)
     assert not (tmp_path / "shixin" / "1").exists()
+
+
+def test_export_cuts_at_the_softmax_and_refuses_a_logits_model(tiny_model: Any) -> None:
+    longer = keras.Model(tiny_model.inputs[0], keras.layers.Activation("linear")(tiny_model.outputs[0]))
+    assert inference_model(longer).outputs[0] is tiny_model.get_layer(OUTPUT_SOFTMAX).output
+    assert inference_model(tiny_model) is tiny_model
+    with pytest.raises(ValueError, match=f"has no layer named '{OUTPUT_SOFTMAX}'"):
+        inference_model(logits_model(tiny_model))
