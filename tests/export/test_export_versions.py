@@ -16,6 +16,21 @@ from export.versions import VersionExistsError, list_versions, next_version, pru
 MARKER = "saved_model.pb"
 
 
+class _Untraced:
+    """Stands in for ServingModule where only the directory handling is under test."""
+
+    def __init__(self, model: Any, spec: Any) -> None:
+        self.model = model
+
+    def signatures(self) -> dict[str, Any]:
+        return {}
+
+
+@pytest.fixture
+def untraced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(saved_model, "ServingModule", _Untraced)
+
+
 def _slow_writer(files: int = 20, delay: float = 0.002) -> Any:
     """Writes files one by one and the marker last, like tf.saved_model.save plus warm-up."""
 
@@ -133,7 +148,7 @@ def test_a_watcher_never_sees_an_incomplete_version(tmp_path: Path) -> None:
 
 
 def test_export_model_failing_midway_publishes_nothing(
-    tiny_model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, untraced: None
 ) -> None:
     def crash_after_saving(directory: Path, *args: Any, **kwargs: Any) -> None:
         (directory / MARKER).write_bytes(b"graph without its warm-up")
@@ -160,3 +175,28 @@ def test_a_version_directory_gets_the_usual_permissions(tmp_path: Path) -> None:
     usual = tmp_path / "usual"
     usual.mkdir()
     assert final.stat().st_mode == usual.stat().st_mode
+
+
+def test_export_model_numbers_replaces_and_prunes(
+    tiny_model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, untraced: None
+) -> None:
+    """export_model's own wiring of version, force and keep (tracing and saving stubbed out)."""
+    saves: list[str] = []
+
+    def fake_save(module: Any, directory: str, signatures: dict[str, Any]) -> None:
+        assert module.model is tiny_model
+        saves.append(directory)
+        (Path(directory) / MARKER).write_bytes(b"ok")
+
+    monkeypatch.setattr(saved_model.tf.saved_model, "save", fake_save)
+    monkeypatch.setattr(saved_model, "write_warmup", lambda *args, **kwargs: None)
+    export = saved_model.export_model
+    assert export(tiny_model, tmp_path, "shixin", warmup_samples=[b"x"]).name == "1"
+    assert export(tiny_model, tmp_path, "shixin", warmup_samples=[b"x"]).name == "2"
+    with pytest.raises(VersionExistsError):
+        export(tiny_model, tmp_path, "shixin", version=2, warmup_samples=[b"x"])
+    assert export(tiny_model, tmp_path, "shixin", version=2, force=True, warmup_samples=[b"x"]).name == "2"
+    assert export(tiny_model, tmp_path, "shixin", keep=2, warmup_samples=[b"x"]).name == "3"
+    assert list_versions(tmp_path / "shixin") == [2, 3]
+    assert len(saves) == 4 and all(Path(d).parent == tmp_path / "shixin" for d in saves)
+    assert all(Path(d).name.startswith(".writing-") for d in saves)
