@@ -51,7 +51,6 @@ def make_pngs() -> Callable[..., list[bytes]]:
 
 @pytest.fixture(scope="session")
 def tiny_model() -> keras.Model:
-    keras.utils.set_random_seed(0)
     return build_model(TINY)
 
 
@@ -90,7 +89,6 @@ class CliExport:
 
 @pytest.fixture(scope="session")
 def cli_export(tmp_path_factory: pytest.TempPathFactory, real_samples: list[tuple[Path, str]]) -> CliExport:
-    keras.utils.set_random_seed(1)
     spec = FIVE_CHAR_SPEC
     model = build_model(TINY, spec)
     work = tmp_path_factory.mktemp("cli-export")
