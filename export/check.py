@@ -25,6 +25,7 @@ from shixin_client._decode import to_predictions
 from shixin_client._spec import SIGNATURE_BYTES, SIGNATURE_DESCRIBE, SIGNATURE_FLOAT, CaptchaSpec
 
 from .saved_model import inference_model
+from .versions import list_versions
 
 DEFAULT_TOLERANCE = 1e-5
 SIGNATURES = (SIGNATURE_FLOAT, SIGNATURE_BYTES, SIGNATURE_DESCRIBE)
@@ -98,7 +99,9 @@ def run_check(
     version_dir = Path(version_dir)
     report = CheckReport(version_dir)
     if not (version_dir / "saved_model.pb").is_file():
-        report.problems.append(f"{version_dir} holds no saved_model.pb")
+        versions = list_versions(version_dir)
+        hint = f"; give a version directory such as {version_dir / str(versions[-1])}" if versions else ""
+        report.problems.append(f"{version_dir} holds no saved_model.pb{hint}")
         return report
     if not samples:
         raise ValueError("export check needs at least one sample image")

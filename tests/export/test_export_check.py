@@ -62,6 +62,11 @@ def test_check_reports_a_directory_without_a_saved_model(tiny_model: Any, tmp_pa
     report = run_check(tmp_path, tiny_model, [b"unused"])
     assert not report.ok
     assert report.problems == [f"{tmp_path} holds no saved_model.pb"]
+    (tmp_path / "3").mkdir()
+    report = run_check(tmp_path, tiny_model, [b"unused"])
+    assert report.problems == [
+        f"{tmp_path} holds no saved_model.pb; give a version directory such as {tmp_path / '3'}"
+    ]
 
 
 def test_cli_needs_a_target(capsys: pytest.CaptureFixture[str]) -> None:
