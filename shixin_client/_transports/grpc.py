@@ -253,6 +253,11 @@ class AsyncGrpcTransport(_GrpcSettings, AsyncTransport):
             response = await call(request, timeout=timeout.total, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise self._error(exc, method, timeout) from exc
+        if response is None:  # grpc.aio logs bytes its deserializer rejects and returns None
+            call_name = method.rsplit("/", 1)[-1]
+            raise BadResponseError(
+                f"the answer to {call_name} on {self.endpoint} is not a valid response message"
+            )
         return response
 
     async def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
