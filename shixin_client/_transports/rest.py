@@ -299,16 +299,19 @@ class AsyncRestTransport(AsyncTransport):
         self, method: str, url: str, where: str, body: Optional[bytes], timeout: Timeout
     ) -> bytes:
         httpx = self._httpx
+        # user:password@ goes in as Basic auth, not in the URL: httpx logs request URLs at INFO.
+        target = httpx.URL(url)
+        auth = httpx.BasicAuth(target.username, target.password) if target.userinfo else None
         request = self._client.build_request(
             method,
-            url,
+            target.copy_with(username=None, password=None),
             content=body,
             timeout=httpx.Timeout(
                 connect=timeout.connect, read=timeout.read, write=timeout.read, pool=timeout.connect
             ),
         )
         try:
-            response = await self._client.send(request, stream=True)
+            response = await self._client.send(request, stream=True, auth=auth)
         except httpx.TimeoutException as exc:
             raise ShixinTimeoutError(f"no answer from {where} in time ({timeout}): {exc!r}") from exc
         except httpx.HTTPError as exc:
