@@ -193,8 +193,8 @@ class FaultyHttpProxy:
         try:
             while await self._one_request(reader, writer):
                 pass
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the proxy is stopping
         finally:
             writer.close()
 

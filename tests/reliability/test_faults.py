@@ -199,14 +199,26 @@ def test_rest_spoiled_answers_are_typed_errors_and_the_other_batches_survive(
 
 
 @pytest.mark.parametrize("fault", ["garble", "drop_prediction"])
+@pytest.mark.parametrize("twin", ["sync", "async"])
 def test_grpc_spoiled_answers_are_bad_responses(
-    fault: str, grpc_proxy: Any, captchas: list[bytes], oracle: Any
+    fault: str, twin: str, grpc_proxy: Any, captchas: list[bytes], oracle: Any
 ) -> None:
     expected = oracle.texts(captchas[:6])
-    with ShixinClient(f"grpc://{grpc_proxy.target}", retry=FAST_RETRY) as client:
-        client.get_spec()
-        grpc_proxy.script("pass", fault, "pass")
-        results = client.recognize_many(captchas[:6], batch_size=2, return_exceptions=True)
+    url = f"grpc://{grpc_proxy.target}"
+    if twin == "sync":
+        with ShixinClient(url, retry=FAST_RETRY) as client:
+            client.get_spec()
+            grpc_proxy.script("pass", fault, "pass")
+            results = client.recognize_many(captchas[:6], batch_size=2, return_exceptions=True)
+    else:
+
+        async def main() -> list[Any]:
+            async with AsyncShixinClient(url, retry=FAST_RETRY) as client:
+                await client.get_spec()
+                grpc_proxy.script("pass", fault, "pass")
+                return await client.recognize_many(captchas[:6], batch_size=2, return_exceptions=True)
+
+        results = run(main())
     assert results[:2] == expected[:2] and results[4:] == expected[4:]
     assert all(isinstance(r, BadResponseError) for r in results[2:4]), results
 
