@@ -19,6 +19,7 @@ from ._exceptions import (
     ShixinError,
     ShixinTimeoutError,
 )
+from ._images import ImageLimits
 from ._models import ModelMetadata, ModelStatus, Prediction, SignatureInfo, TensorInfo, VersionStatus
 from ._spec import DEFAULT_SPEC, CaptchaSpec
 from ._transports.mock import AsyncMockTransport, MockRequest, MockTransport
@@ -33,6 +34,7 @@ __all__ = [
     "CaptchaSpec",
     "DEFAULT_SPEC",
     "Headers",
+    "ImageLimits",
     "InvalidInputError",
     "MissingDependencyError",
     "MockRequest",

@@ -37,7 +37,7 @@ from ._exceptions import (
     ShixinError,
     ShixinTimeoutError,
 )
-from ._images import ImageInput, input_name, preprocess, wire_bytes
+from ._images import DEFAULT_LIMITS, ImageInput, ImageLimits, input_name, preprocess, wire_bytes
 from ._models import ModelMetadata, ModelStatus, Prediction
 from ._retry import RetryBudget, retry_delay
 from ._spec import (
@@ -88,6 +88,7 @@ class ClientOptions(CallOptions, total=False):
     retry: RetryTypes
     batch_size: int
     beam_width: Optional[int]
+    image_limits: ImageLimits
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class _Options:
     retry: RetryPolicy
     batch_size: int
     beam_width: Optional[int]
+    image_limits: ImageLimits
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -148,7 +150,7 @@ class _Options:
             fields["timeout"] = Timeout.coerce(timeout)
         if not isinstance(retry := given("retry"), NotGiven):
             fields["retry"] = RetryPolicy.coerce(retry)
-        for key in ("float_input", "batch_size", "beam_width"):
+        for key in ("float_input", "batch_size", "beam_width", "image_limits"):
             if not isinstance(value := given(key), NotGiven):
                 fields[key] = value
         return replace(self, **fields)
@@ -255,6 +257,7 @@ class _BaseClient:
         headers: HeaderTypes,
         batch_size: int,
         beam_width: Optional[int],
+        image_limits: ImageLimits,
     ) -> None:
         ref = ModelRef.coerce(model)
         ref = replace(
@@ -270,6 +273,7 @@ class _BaseClient:
             retry=RetryPolicy.coerce(retry),
             batch_size=batch_size,
             beam_width=beam_width,
+            image_limits=image_limits,
         )
         if transport is None:
             transport = _make_transport(server, tls, Headers.coerce(_header_dict(headers)), asynchronous)
@@ -375,12 +379,12 @@ class _BaseClient:
         if options.sends_floats:
 
             def encode(item: Item) -> Any:
-                return preprocess(item.image, spec, name=item.name)
+                return preprocess(item.image, spec, name=item.name, limits=options.image_limits)
 
         else:
 
             def encode(item: Item) -> Any:
-                return wire_bytes(item.image, name=item.name)
+                return wire_bytes(item.image, name=item.name, limits=options.image_limits)
 
         size = options.batch_size if batch_size is None else batch_size
         return BatchPlan(expand(images), encode, size, return_exceptions=return_exceptions)
@@ -486,6 +490,7 @@ class ShixinClient(_BaseClient):
         headers: HeaderTypes = _NO_HEADERS,
         batch_size: int = DEFAULT_BATCH_SIZE,
         beam_width: Optional[int] = None,
+        image_limits: ImageLimits = DEFAULT_LIMITS,
         transport: Optional[SyncTransport] = None,
     ) -> None:
         self._setup(
@@ -504,6 +509,7 @@ class ShixinClient(_BaseClient):
             headers=headers,
             batch_size=batch_size,
             beam_width=beam_width,
+            image_limits=image_limits,
         )
 
     @classmethod
@@ -699,6 +705,7 @@ class AsyncShixinClient(_BaseClient):
         headers: HeaderTypes = _NO_HEADERS,
         batch_size: int = DEFAULT_BATCH_SIZE,
         beam_width: Optional[int] = None,
+        image_limits: ImageLimits = DEFAULT_LIMITS,
         transport: Optional[AsyncTransport] = None,
     ) -> None:
         self._setup(
@@ -717,6 +724,7 @@ class AsyncShixinClient(_BaseClient):
             headers=headers,
             batch_size=batch_size,
             beam_width=beam_width,
+            image_limits=image_limits,
         )
 
     @classmethod
