@@ -277,8 +277,15 @@ def test_decompression_bomb_is_refused_from_the_header_alone(
         preprocess(bomb.input)
 
 
-def test_image_limits_are_configurable(captchas: list[bytes]) -> None:
+def test_image_limits_are_configurable(captchas: list[bytes], oracle: Any) -> None:
     assert preprocess(captchas[0]).shape == (70, 160, 1)
+    strict = ShixinClient(transport=MockTransport(oracle.answer), image_limits=ImageLimits(max_pixels=10_000))
+    with pytest.raises(InvalidInputError, match="over the 10000-pixel limit"):
+        strict.recognize(captchas[0])
+    with pytest.raises(InvalidInputError, match="over the 10000-pixel limit"):
+        strict.recognize(captchas[0], float_input=True)
+    relaxed = strict.with_options(image_limits=ImageLimits())
+    assert relaxed.recognize(captchas[0]) == oracle.text(captchas[0])
     with pytest.raises(InvalidInputError, match="over the 10000-pixel limit"):
         preprocess(captchas[0], limits=ImageLimits(max_pixels=10_000))
     with pytest.raises(InvalidInputError, match="over the 1000-byte limit"):
