@@ -9,7 +9,9 @@
 The server runs in its own process (``python -m shixin_server``), so the memory this
 script reports is the client's alone; the client process never imports TensorFlow.
 Every answer is compared with the text the same server gave for that image alone, so
-a result paired with the wrong image counts as a wrong string, not a success. Exit
+a result paired with the wrong image counts as a wrong string, not a success (that
+check needs a model whose texts differ between images: the untrained default reads
+nearly the same text everywhere, so pass a trained model with --model-base). Exit
 status 1 when any request failed or any string was wrong. Not part of CI.
 
 tests/reliability/test_load.py drives :func:`hammer` the same way.
@@ -38,8 +40,8 @@ if str(REPO) not in sys.path:  # run as a file, not an installed module
     sys.path.insert(0, str(REPO))
 
 from shixin_client import AsyncShixinClient, ShixinClient, ShixinError  # noqa: E402
+from shixin_client._spec import DEFAULT_MODEL_NAME  # noqa: E402
 
-MODEL_NAME = "shixin"
 TRANSPORTS = ("rest-sync", "rest-async", "grpc-sync", "grpc-async")
 SERVER_START_TIMEOUT_S = 180.0
 
@@ -207,7 +209,7 @@ class ServerProcess:
             "shixin_server",
             f"--port={self.grpc_port}",
             f"--rest_api_port={self.rest_port}",
-            f"--model_name={MODEL_NAME}",
+            f"--model_name={DEFAULT_MODEL_NAME}",
             f"--model_base_path={model_base}",
             *extra_flags,
         ]
@@ -259,8 +261,8 @@ def export_untrained(target: Path) -> Path:
         "keras.utils.set_random_seed(1)\n"
         "export_model(build_model('default'), sys.argv[1], sys.argv[2], version=1)\n"
     )
-    subprocess.run([sys.executable, "-c", code, str(target), MODEL_NAME], cwd=REPO, check=True)
-    return target / MODEL_NAME
+    subprocess.run([sys.executable, "-c", code, str(target), DEFAULT_MODEL_NAME], cwd=REPO, check=True)
+    return target / DEFAULT_MODEL_NAME
 
 
 def sample_images(count: int) -> list[bytes]:

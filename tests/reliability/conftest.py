@@ -11,13 +11,12 @@ the truth every result is compared to.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +29,9 @@ from shixin_client import DEFAULT_SPEC, MockRequest, MockTransport, RequestRejec
 from shixin_client._decode import to_predictions
 from shixin_client._images import preprocess
 from shixin_client._models import ModelStatus, VersionStatus
-from shixin_client._spec import INPUT_BYTES, INPUT_FLOAT, OUTPUT_SOFTMAX
+from shixin_client._spec import DEFAULT_MODEL_NAME, INPUT_BYTES, INPUT_FLOAT, OUTPUT_SOFTMAX
 
-MODEL_NAME = "shixin"
+MODEL_NAME = DEFAULT_MODEL_NAME
 SPEC = DEFAULT_SPEC
 COLUMNS_PER_STEP = SPEC.width // SPEC.time_steps
 FEATURES = SPEC.height * COLUMNS_PER_STEP
@@ -128,17 +127,6 @@ def server_urls(server: Any) -> dict[str, str]:
 def mock_client(oracle: Oracle) -> Iterator[ShixinClient]:
     with ShixinClient(transport=MockTransport(oracle.answer)) as client:
         yield client
-
-
-def png(picture: Any) -> bytes:
-    out = io.BytesIO()
-    picture.save(out, format="PNG")
-    return out.getvalue()
-
-
-@pytest.fixture(scope="session")
-def to_png() -> Callable[[Any], bytes]:
-    return png
 
 
 class FaultyHttpProxy:

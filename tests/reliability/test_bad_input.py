@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 
 from shixin_client import InvalidInputError, MockTransport, ShixinClient
 from shixin_client._images import ImageLimits, preprocess
+from shixin_client._spec import INPUT_DESCRIBE
 from shixin_client.cli import main
 
 TRANSPORTS = ["mock", "rest", "grpc"]
@@ -71,8 +72,6 @@ def encode(picture: Image.Image, fmt: str = "PNG", **params: Any) -> bytes:
 
 def plain(data: bytes) -> bytes:
     """What a user would get by opening the file in an image viewer and saving it as PNG."""
-    from PIL import ImageOps
-
     picture = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
     return encode(picture.convert("RGBA" if "A" in picture.mode else "RGB"))
 
@@ -156,8 +155,12 @@ def build_corpus(folder: Path, captchas: list[bytes]) -> dict[str, Refused | Val
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory, captchas: list[bytes]) -> dict[str, Refused | Valid]:
-    return build_corpus(tmp_path_factory.mktemp("corpus"), captchas)
+def corpus(
+    tmp_path_factory: pytest.TempPathFactory, captchas: list[bytes]
+) -> Iterator[dict[str, Refused | Valid]]:
+    cases = build_corpus(tmp_path_factory.mktemp("corpus"), captchas)
+    yield cases
+    cases["text_mode_file_object-refused"].input.close()
 
 
 KINDS = [
@@ -206,7 +209,7 @@ class Counting:
         self.image_calls = 0
 
     def __call__(self, request: Any) -> Any:
-        if request.kind == "predict" and request.inputs and "batch" not in request.inputs:
+        if request.kind == "predict" and request.inputs and INPUT_DESCRIBE not in request.inputs:
             self.image_calls += 1
         return self.answer(request)
 

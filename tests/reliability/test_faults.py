@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from shixin_client import (
     ShixinTimeoutError,
     Timeout,
 )
+from shixin_client._spec import DEFAULT_MODEL_NAME
 
 #: Retries fast enough for tests; a budget that never runs dry within one test.
 FAST_RETRY = RetryPolicy(max_retries=3, initial_delay=0.01, max_delay=0.05, budget=1.0)
@@ -37,8 +39,6 @@ SLACK_S = 0.75
 
 
 def dead_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -234,12 +234,12 @@ def test_server_killed_and_restarted_mid_run(
 ) -> None:
     from shixin_server.testing import running_server
 
-    base = _copy_model(model_base, tmp_path / "shixin")
+    base = _copy_model(model_base, tmp_path / DEFAULT_MODEL_NAME)
     expected = oracle.texts(captchas[:4])
     results: list[Any] = []
     stop = threading.Event()
     retry = RetryPolicy(max_retries=8, initial_delay=0.1, max_delay=0.5, budget=1.0)
-    with running_server(base, "shixin") as first:
+    with running_server(base, DEFAULT_MODEL_NAME) as first:
         ports = {"rest_port": first.server.rest_port, "grpc_port": first.server.grpc_port}
         url = first.rest_url if kind == "rest" else f"grpc://{first.grpc_target}"
         client = ShixinClient(url, retry=retry, timeout=5)
@@ -253,7 +253,7 @@ def test_server_killed_and_restarted_mid_run(
         worker.start()
         time.sleep(0.5)
     before_restart = len(results)
-    with running_server(base, "shixin", **ports):
+    with running_server(base, DEFAULT_MODEL_NAME, **ports):
         served_again = len(results)
         deadline = time.monotonic() + 20
         while len(results) < served_again + 5 and time.monotonic() < deadline:
@@ -274,9 +274,9 @@ def test_a_version_unloaded_mid_run(
     """Version 2 appears and 1 is unloaded: the latest keeps answering, a pin on 1 gets NOT_FOUND."""
     from shixin_server.testing import running_server
 
-    base = _copy_model(model_base, tmp_path / "shixin")
+    base = _copy_model(model_base, tmp_path / DEFAULT_MODEL_NAME)
     expected = oracle.texts(captchas[:4])
-    with running_server(base, "shixin", file_system_poll_wait_seconds=0.1) as server:
+    with running_server(base, DEFAULT_MODEL_NAME, file_system_poll_wait_seconds=0.1) as server:
         latest = ShixinClient(server.rest_url, retry=FAST_RETRY)
         pinned = latest.with_options(version=1)
         grpc_pinned = ShixinClient(f"grpc://{server.grpc_target}", version=1, retry=FAST_RETRY)

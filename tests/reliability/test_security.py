@@ -34,6 +34,7 @@ from shixin_client import (
     Timeout,
     TLSConfig,
 )
+from shixin_client._spec import DEFAULT_MODEL_NAME, INPUT_BYTES, SIGNATURE_BYTES
 from shixin_client.cli import main
 
 SECRET = "s3cr3t-token-9f27"
@@ -77,7 +78,9 @@ def tls_server(request: pytest.FixtureRequest, pki: dict[str, Any], model_base: 
         custom_ca=pki["ca"].cert_pem.bytes().decode(),
         client_verify=bool(request.param),
     )
-    with running_server(model_base, "shixin", grpc_tls=tls, file_system_poll_wait_seconds=0) as server:
+    with running_server(
+        model_base, DEFAULT_MODEL_NAME, grpc_tls=tls, file_system_poll_wait_seconds=0
+    ) as server:
         server.mutual = bool(request.param)
         yield server
 
@@ -218,21 +221,20 @@ def test_secrets_never_appear_in_errors_or_logs(
         proxy, live, dead_url = grpc_proxy, f"grpc://{grpc_proxy.target}", f"grpc://127.0.0.1:{dead}"
         faults = ["UNAVAILABLE", "slow:2", "garble"]
     retry = RetryPolicy(max_retries=1, initial_delay=0.01, max_delay=0.01, budget=1.0)
-    errors: list[BaseException] = []
+    said: list[str] = []
     with caplog.at_level(logging.DEBUG):
-        errors.append(_call(twin, dead_url, None, captchas[0], headers=AUTH, retry=retry))
+        said.append(_everything_said(_call(twin, dead_url, None, captchas[0], headers=AUTH, retry=retry)))
         for fault in faults:
             proxy.script(fault, fault)
-            errors.append(
-                _call(twin, live, None, captchas[0], headers=AUTH, retry=retry, timeout=Timeout(0.5, 0.5))
-            )
-        errors.append(_call(twin, live, None, captchas[0], headers=AUTH, model="nope"))
+            error = _call(twin, live, None, captchas[0], headers=AUTH, retry=retry, timeout=Timeout(0.5, 0.5))
+            said.append(_everything_said(error))
+        said.append(_everything_said(_call(twin, live, None, captchas[0], headers=AUTH, model="nope")))
         for client in (ShixinClient(live, headers=AUTH), ShixinClient(dead_url, headers=AUTH)):
             with client:
-                errors.append(ShixinError(repr(client), repr(client._shared.transport), client.endpoint))
-    assert len(errors) == 7
-    for error in errors:
-        assert SECRET not in _everything_said(error), _everything_said(error)
+                said.append(f"{client!r} {client._shared.transport!r} {client.endpoint}")
+    assert len(said) == 7
+    for text in said:
+        assert SECRET not in text, text
     assert SECRET not in caplog.text
 
 
@@ -260,14 +262,14 @@ def test_bodies_over_the_server_limit_are_refused_and_the_server_goes_on(
 ) -> None:
     from shixin_server.testing import running_server
 
-    with running_server(model_base, "shixin", max_request_bytes=64 * 1024) as server:
+    with running_server(model_base, DEFAULT_MODEL_NAME, max_request_bytes=64 * 1024) as server:
         with ShixinClient(server.rest_url, retry=0) as client:
             with pytest.raises(ServerError) as caught:
                 client.recognize_many(captchas * 4)  # one request of ~1 MB
             assert caught.value.http_status == 413
             assert client.recognize(captchas[0]) == oracle.text(captchas[0])
         response = requests.post(
-            f"{server.rest_url}/v1/models/shixin:predict", data=b"[" * (1024 * 1024), timeout=30
+            f"{server.rest_url}/v1/models/{DEFAULT_MODEL_NAME}:predict", data=b"[" * (1024 * 1024), timeout=30
         )
         assert response.status_code == 413 and "error" in response.json()
 
@@ -292,17 +294,17 @@ def test_fuzzed_image_files_to_the_captcha_model_get_4xx_and_the_server_survives
     server_urls: dict[str, str], captchas: list[bytes], oracle: Any
 ) -> None:
     rng = random.Random(7)
-    url = f"{server_urls['rest']}/v1/models/shixin:predict"
+    url = f"{server_urls['rest']}/v1/models/{DEFAULT_MODEL_NAME}:predict"
     statuses: dict[int, int] = {}
     with requests.Session() as session:
         for _ in range(60):
             files = [_mutate(rng, rng.choice(captchas)) for _ in range(rng.randrange(1, 3))]
             body: Any = {
-                "signature_name": "serving_bytes",
+                "signature_name": SIGNATURE_BYTES,
                 "instances": [{"b64": base64.b64encode(f).decode()} for f in files],
             }
             if rng.random() < 0.2:
-                body = {"signature_name": "serving_bytes", "inputs": {"image_bytes": body["instances"]}}
+                body = {"signature_name": SIGNATURE_BYTES, "inputs": {INPUT_BYTES: body["instances"]}}
             response = session.post(url, data=json.dumps(body), timeout=30)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             assert response.status_code in (200, 400), response.text
