@@ -123,7 +123,11 @@ def train(args: argparse.Namespace) -> Path:
             "epoch %d/%d loss %.4f val_exact %.4f best %.4f lr %.2e %.0fs%s",
             epoch + 1, args.epochs, loss, accuracy, best, lr, time.time() - t0, " *" if improved else "",
         )  # fmt: skip
-        if stale and stale % args.lr_patience == 0:
+        if args.decay_every and (epoch + 1 - start_epoch) % args.decay_every == 0:
+            lr = max(lr * args.lr_factor, args.min_lr)
+            trainer.optimizer.learning_rate.assign(lr)
+            log.info("scheduled decay: learning rate -> %.2e", lr)
+        elif stale and stale % args.lr_patience == 0:
             lr = max(lr * args.lr_factor, args.min_lr)
             trainer.optimizer.learning_rate.assign(lr)
             log.info("learning rate -> %.2e", lr)
@@ -167,6 +171,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr-factor", type=float, default=0.3)
     parser.add_argument("--lr-patience", type=int, default=2)
     parser.add_argument("--min-lr", type=float, default=1e-5)
+    parser.add_argument(
+        "--decay-every", type=int, default=0, help="also multiply the rate by --lr-factor every N epochs"
+    )
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
