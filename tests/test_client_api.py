@@ -393,5 +393,8 @@ def test_missing_extras_name_the_pip_command(
     monkeypatch: pytest.MonkeyPatch, module: str, build: Callable[[], Any], extra: str
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)
+    parent, _, child = module.rpartition(".")
+    if parent in sys.modules:  # a submodule imported by an earlier test stays an attribute of its package
+        monkeypatch.delattr(sys.modules[parent], child, raising=False)
     with pytest.raises(MissingDependencyError, match=rf"pip install 'shixin-client\[{extra}\]'"):
         build()
