@@ -46,7 +46,8 @@ class CaptchaSpec:
     """What a recognition model expects and emits; everything decoding needs to know."""
 
     charset: str = CHARSET
-    blank_index: int = BLANK_INDEX
+    #: -1 means "after the last character", the reference model's layout.
+    blank_index: int = -1
     label_length: int = LABEL_LENGTH
     height: int = IMAGE_HEIGHT
     width: int = IMAGE_WIDTH
@@ -57,6 +58,8 @@ class CaptchaSpec:
             raise ValueError("CaptchaSpec.charset must not be empty")
         if len(set(self.charset)) != len(self.charset):
             raise ValueError(f"CaptchaSpec.charset has repeated characters: {self.charset!r}")
+        if self.blank_index == -1:
+            object.__setattr__(self, "blank_index", len(self.charset))
         if not 0 <= self.blank_index <= len(self.charset):
             raise ValueError(f"CaptchaSpec.blank_index {self.blank_index} is outside 0..{len(self.charset)}")
         for name in ("label_length", "height", "width", "time_steps"):
