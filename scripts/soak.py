@@ -197,10 +197,21 @@ def url_for(transport: str, rest_url: str, grpc_target: str) -> str:
 
 
 class ServerProcess:
-    """``python -m shixin_server`` on free loopback ports, stopped by ``stop()`` (SIGTERM, then kill)."""
+    """``python -m shixin_server`` on loopback ports, stopped by ``stop()`` (SIGTERM, then kill).
 
-    def __init__(self, model_base: Path, extra_flags: Sequence[str] = ()) -> None:
-        self.rest_port, self.grpc_port = free_port(), free_port()
+    Free ports are picked unless given (a restart on the same ports).
+    """
+
+    def __init__(
+        self,
+        model_base: Path,
+        extra_flags: Sequence[str] = (),
+        *,
+        rest_port: Optional[int] = None,
+        grpc_port: Optional[int] = None,
+    ) -> None:
+        self.rest_port = rest_port or free_port()
+        self.grpc_port = grpc_port or free_port()
         self.rest_url = f"http://127.0.0.1:{self.rest_port}"
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         command = [
