@@ -1,0 +1,42 @@
+"""The committed model: it reads the shared real captchas, raw and binarized, on every path users take."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from shixin_client import ShixinClient
+from shixin_client._decode import to_predictions
+from shixin_client._images import preprocess
+
+REPO = Path(__file__).resolve().parents[2]
+KERAS_MODEL = REPO / "models" / "shixin.keras"
+EXPORT = REPO / "models" / "shixin" / "1"
+
+
+def test_committed_files_are_there_and_small():
+    assert KERAS_MODEL.stat().st_size <= 8 * 1024 * 1024
+    assert (EXPORT / "saved_model.pb").is_file()
+    assert (EXPORT / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    report = json.loads((REPO / "models" / "report.json").read_text())
+    assert report["count"] >= 10_000
+    assert all(r["ok"] for r in report["real_samples"])
+
+
+def test_keras_model_reads_every_shared_real_sample(real_samples):
+    import keras
+
+    model = keras.models.load_model(KERAS_MODEL)
+    batch = np.stack([preprocess(path) for path, _ in real_samples])
+    texts = [p.text for p in to_predictions(model.predict(batch, verbose=0), ShixinClient.local().spec)]
+    assert texts == [label for _, label in real_samples]
+
+
+def test_embedded_default_reads_every_shared_real_sample_and_the_examples(real_samples):
+    with ShixinClient.local() as client:
+        labels = [label for _, label in real_samples]
+        assert client.recognize_many([path for path, _ in real_samples]) == labels
+        examples = sorted((REPO / "examples" / "captchas").glob("*.png"))
+        assert client.recognize_many(examples) == [p.name.split("_")[0] for p in examples]
