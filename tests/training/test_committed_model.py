@@ -40,3 +40,24 @@ def test_embedded_default_reads_every_shared_real_sample_and_the_examples(real_s
         assert client.recognize_many([path for path, _ in real_samples]) == labels
         examples = sorted((REPO / "examples" / "captchas").glob("*.png"))
         assert client.recognize_many(examples) == [p.name.split("_")[0] for p in examples]
+
+
+def test_embedded_default_gives_the_savedmodels_strings_on_1000_generated_captchas():
+    """Issue 4 item 8: the light runtime may replace TensorFlow only if the strings agree."""
+    import tensorflow as tf
+
+    from shixin_client._spec import INPUT_BYTES, OUTPUT_SOFTMAX, SIGNATURE_BYTES
+    from training.generator import generate, png_bytes
+    from training.train import TEST_SEED
+
+    files = [png_bytes(c) for c in generate(TEST_SEED, 1000)]
+    serve = tf.saved_model.load(str(EXPORT)).signatures[SIGNATURE_BYTES]
+    with ShixinClient.local() as client:
+        spec = client.spec
+        saved = []
+        for start in range(0, len(files), 200):
+            chunk = tf.constant(files[start : start + 200])
+            softmax = serve(**{INPUT_BYTES: chunk})[OUTPUT_SOFTMAX].numpy()
+            saved += [p.text for p in to_predictions(softmax, spec)]
+        embedded = client.recognize_many(files, batch_size=200)
+    assert embedded == saved
