@@ -3,7 +3,8 @@
 This is the only second implementation of :func:`shixin_client._images.preprocess`, and
 ``tests/export/test_export_parity.py`` holds it to the first. Each step copies what
 Pillow and numpy do, down to the integer rounding, so that both paths give the same
-tensor for every file :func:`shixin_client._images.wire_bytes` sends as is:
+tensor for any PNG, JPEG, GIF or BMP file a client sends as it is (the SDK itself
+sends the already-thresholded picture as a 1-bit PNG, :func:`shixin_client._images.wire_bytes`):
 
 1. decode: ``tf.io.decode_image`` (first GIF frame); JPEG with libjpeg's accurate integer
    DCT and fancy upsampling, which is what Pillow uses; any channel count to RGBA;

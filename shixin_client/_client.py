@@ -384,7 +384,7 @@ class _BaseClient:
         else:
 
             def encode(item: Item) -> Any:
-                return wire_bytes(item.image, name=item.name, limits=options.image_limits)
+                return wire_bytes(item.image, spec, name=item.name, limits=options.image_limits)
 
         size = options.batch_size if batch_size is None else batch_size
         return BatchPlan(expand(images), encode, size, return_exceptions=return_exceptions)

@@ -39,6 +39,7 @@ from shixin_client import (
     VersionStatus,
 )
 from shixin_client._client import parse_server
+from shixin_client._images import wire_bytes
 from shixin_client._spec import (
     INPUT_BYTES,
     INPUT_DESCRIBE,
@@ -63,7 +64,7 @@ def png(seed: int, size: tuple[int, int] = (160, 70)) -> bytes:
 
 IMAGES = [png(i) for i in range(5)]
 TEXTS = ["ab12", "cd34", "ef56", "gh78", "ij90"]
-TEXT_OF = dict(zip(IMAGES, TEXTS, strict=True))
+TEXT_OF = dict(zip((wire_bytes(image) for image in IMAGES), TEXTS, strict=True))
 
 
 class FakeModel:
@@ -122,14 +123,16 @@ def make(request: pytest.FixtureRequest) -> Callable[..., Any]:
     return build
 
 
-def test_recognize_sends_the_file_bytes_to_the_bytes_signature(make: Callable[..., Any]) -> None:
+def test_recognize_sends_the_compact_wire_file_to_the_bytes_signature(make: Callable[..., Any]) -> None:
     model = FakeModel()
     client = make(model)
     assert run(client.recognize(IMAGES[0])) == "ab12"
     (call,) = model.predicts()
     assert call.model.signature == SIGNATURE_BYTES
     assert list(call.inputs) == [INPUT_BYTES]
-    assert call.inputs[INPUT_BYTES].dtype == object and bytes(call.inputs[INPUT_BYTES][0]) == IMAGES[0]
+    assert call.inputs[INPUT_BYTES].dtype == object and bytes(call.inputs[INPUT_BYTES][0]) == wire_bytes(
+        IMAGES[0]
+    )
     assert call.output_filter == (OUTPUT_SOFTMAX,)
 
 

@@ -42,6 +42,7 @@ from shixin_client import (
     Timeout,
     TLSConfig,
 )
+from shixin_client._images import wire_bytes
 from shixin_client._transports.mock import softmax_for
 from shixin_client._transports.rest import AsyncRestTransport, RestTransport
 
@@ -86,7 +87,11 @@ class FakeServing:
         self.model, self.versions = model, versions
         self.labels = labels if labels is not None else {"stable": 1}
         self.spec = spec
-        self.answers = answers if answers is not None else dict(zip(IMAGES, TEXTS, strict=True))
+        self.answers = (
+            answers
+            if answers is not None
+            else dict(zip((wire_bytes(image) for image in IMAGES), TEXTS, strict=True))
+        )
         self.script: list[tuple[int, bytes, dict[str, str]]] = []
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.delay = 0.0

@@ -262,10 +262,10 @@ def test_bodies_over_the_server_limit_are_refused_and_the_server_goes_on(
 ) -> None:
     from shixin_server.testing import running_server
 
-    with running_server(model_base, DEFAULT_MODEL_NAME, max_request_bytes=64 * 1024) as server:
+    with running_server(model_base, DEFAULT_MODEL_NAME, max_request_bytes=8 * 1024) as server:
         with ShixinClient(server.rest_url, retry=0) as client:
             with pytest.raises(ServerError) as caught:
-                client.recognize_many(captchas * 4)  # one request of ~1 MB
+                client.recognize_many(captchas * 4)  # one request of ~40 KB
             assert caught.value.http_status == 413
             assert client.recognize(captchas[0]) == oracle.text(captchas[0])
         response = requests.post(
