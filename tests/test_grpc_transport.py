@@ -277,6 +277,12 @@ def test_message_limits_are_raised_both_ways():
     assert options["grpc.max_send_message_length"] == options["grpc.max_receive_message_length"] == 123
 
 
+def test_reconnect_backoff_is_capped_so_a_restarted_server_is_found_within_a_second():
+    options = dict(channel_options("h:1", 123, None))
+    assert options["grpc.max_reconnect_backoff_ms"] <= 1000
+    assert options["grpc.initial_reconnect_backoff_ms"] <= options["grpc.max_reconnect_backoff_ms"]
+
+
 def test_one_channel_serves_many_threads(transport: GrpcTransport):
     with futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: transport.status(ModelRef("shixin"), FAST).ready, range(32)))

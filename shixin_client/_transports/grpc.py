@@ -139,12 +139,21 @@ class _GrpcSettings:
         return error_class_for_code(name, details)(details, code=name, grpc_code=name, endpoint=self.endpoint)
 
 
+#: Bounds of the channel's reconnect backoff, in ms: (first, longest).
+GRPC_RECONNECT_BACKOFF_MS = (100, 1000)
+
+
 def channel_options(target: str, max_message_bytes: int, server_name: Optional[str]) -> list[tuple[str, Any]]:
     """The channel arguments: raised message limits (a 64-image float batch is ~11 MB, over
     gRPC's 4 MiB default), round-robin over every resolved address, TLS name override."""
     options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
+        # gRPC's reconnect backoff grows towards 120 s, and calls fail fast meanwhile: after a
+        # server restart a client would keep failing long after the server is back.
+        ("grpc.min_reconnect_backoff_ms", GRPC_RECONNECT_BACKOFF_MS[0]),
+        ("grpc.initial_reconnect_backoff_ms", GRPC_RECONNECT_BACKOFF_MS[0]),
+        ("grpc.max_reconnect_backoff_ms", GRPC_RECONNECT_BACKOFF_MS[1]),
     ]
     if target.startswith(_MULTI_ADDRESS_SCHEMES):
         options.append(("grpc.lb_policy_name", "round_robin"))

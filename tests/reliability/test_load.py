@@ -28,7 +28,7 @@ SOAK_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "soak.py"
 #: Client memory may grow this much between warm-up and the end of a run.
 MAX_RSS_GROWTH = 0.10
 #: After a restart, calls started this long after the server is back must all succeed.
-SETTLE_S = 1.0
+SETTLE_S = 2.0
 
 
 def _soak_module() -> ModuleType:
