@@ -19,8 +19,9 @@ from shixin_client._transports.local import DEFAULT_MODEL_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINED_KERAS = ROOT / "models" / "shixin.keras"
-#: Where a trained seed-preset model would be (training.train writes <out>/best.keras).
-SEED_PRESET_CANDIDATES = (ROOT / "models" / "seed.keras", ROOT / "runs" / "seed" / "best.keras")
+#: The two presets trained by one command with the same budget (models/README.md, "Default vs
+#: seed"): accuracy is only comparable between runs that saw the same data for the same time.
+PRESET_RUNS = ROOT / "runs" / "presets"
 #: The shared real captchas; in CI, ../shared beside the repository root.
 REAL_SAMPLES = ROOT.parent / "shared" / "data" / "real"
 #: Quiet TensorFlow's C++ start-up chatter in this process and in every child.
@@ -173,13 +174,21 @@ class Context:
         """The reference-sized ``seed`` preset and the file its weights came from (None: untrained)."""
         import keras
 
-        for path in SEED_PRESET_CANDIDATES:
-            if path.is_file():
-                return keras.models.load_model(path, compile=False), path
+        path = PRESET_RUNS / "seed" / "best.keras"
+        if path.is_file():
+            return keras.models.load_model(path, compile=False), path
         from training.model import build_model
 
         keras.utils.set_random_seed(0)
         return build_model("seed"), None
+
+    @cached_property
+    def default_equal_budget(self) -> tuple[Any, Path] | None:
+        """The ``default`` preset trained with the seed preset's command and budget, if it was."""
+        import keras
+
+        path = PRESET_RUNS / "default" / "best.keras"
+        return (keras.models.load_model(path, compile=False), path) if path.is_file() else None
 
     @cached_property
     def model_dir(self) -> Path:
