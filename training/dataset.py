@@ -15,6 +15,7 @@ import numpy as np
 from shixin_client._images import preprocess
 from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
 
+from .augment import augment as perturb_randomly
 from .generator import captcha_at
 
 
@@ -32,26 +33,39 @@ def encode_label(text: str, spec: CaptchaSpec = DEFAULT_SPEC) -> list[int]:
     return [spec.char_to_class(ch) for ch in text.lower()]
 
 
-def render(seed: int, start: int, count: int, spec: CaptchaSpec = DEFAULT_SPEC) -> Batch:
+#: Third key of an image's augmentation stream, so it never shares draws with the generator's.
+AUGMENT_STREAM = 1
+
+
+def render(
+    seed: int, start: int, count: int, spec: CaptchaSpec = DEFAULT_SPEC, augment: bool = False
+) -> Batch:
+    """Images ``start .. start+count`` of ``seed``; ``augment`` perturbs some (training only)."""
     images = np.empty((count, spec.height, spec.width, 1), dtype=np.uint8)
     labels = np.empty((count, spec.label_length), dtype=np.int32)
     texts, styles = [], []
     for i in range(count):
         captcha = captcha_at(seed, start + i)
-        images[i] = preprocess(captcha.image, spec).astype(np.uint8)
+        picture = captcha.image
+        if augment:
+            picture = perturb_randomly(picture, np.random.default_rng([seed, start + i, AUGMENT_STREAM]))
+        images[i] = preprocess(picture, spec).astype(np.uint8)
         labels[i] = encode_label(captcha.label, spec)
         texts.append(captcha.label)
         styles.append(captcha.style)
     return Batch(images, labels, texts, styles)
 
 
-def _render_chunk(args: tuple[int, int, int]) -> Batch:
-    return render(*args)
+def _render_chunk(args: tuple[int, int, int, bool]) -> Batch:
+    seed, start, count, augment = args
+    return render(seed, start, count, augment=augment)
 
 
-def render_parallel(seed: int, count: int, workers: int = 2, chunk: int = 2000, start: int = 0) -> Batch:
+def render_parallel(
+    seed: int, count: int, workers: int = 2, chunk: int = 2000, start: int = 0, augment: bool = False
+) -> Batch:
     """Render ``count`` images in worker processes; the result is identical to :func:`render`."""
-    jobs = [(seed, s, min(chunk, start + count - s)) for s in range(start, start + count, chunk)]
+    jobs = [(seed, s, min(chunk, start + count - s), augment) for s in range(start, start + count, chunk)]
     if workers <= 1:
         parts = [_render_chunk(job) for job in jobs]
     else:
@@ -66,17 +80,19 @@ def render_parallel(seed: int, count: int, workers: int = 2, chunk: int = 2000, 
 
 
 def fresh_examples(
-    seed: int, spec: CaptchaSpec = DEFAULT_SPEC, start: int = 0
+    seed: int, spec: CaptchaSpec = DEFAULT_SPEC, start: int = 0, augment: bool = False
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """An endless stream of never-repeated (image float32, label ids) pairs for ``seed``."""
     index = start
     while True:
-        batch = render(seed, index, 1, spec)
+        batch = render(seed, index, 1, spec, augment)
         yield batch.images[0].astype(np.float32), batch.labels[0]
         index += 1
 
 
-def stream_dataset(seed: int, batch_size: int, spec: CaptchaSpec = DEFAULT_SPEC, start: int = 0):  # type: ignore[no-untyped-def]
+def stream_dataset(  # type: ignore[no-untyped-def]
+    seed: int, batch_size: int, spec: CaptchaSpec = DEFAULT_SPEC, start: int = 0, augment: bool = False
+):
     """A ``tf.data`` pipeline that renders fresh captchas while the model trains."""
     import tensorflow as tf
 
@@ -85,7 +101,7 @@ def stream_dataset(seed: int, batch_size: int, spec: CaptchaSpec = DEFAULT_SPEC,
         tf.TensorSpec((spec.label_length,), tf.int32),
     )
     dataset = tf.data.Dataset.from_generator(
-        lambda: fresh_examples(seed, spec, start), output_signature=signature
+        lambda: fresh_examples(seed, spec, start, augment), output_signature=signature
     )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

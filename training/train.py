@@ -97,12 +97,14 @@ def train(args: argparse.Namespace) -> Path:
     train_seed = args.seed + TRAIN_SEED_OFFSET
     if args.source == "pool":
         t0 = time.time()
-        pool = render_parallel(train_seed, args.train_size, workers=args.workers)
+        pool = render_parallel(train_seed, args.train_size, workers=args.workers, augment=args.augment)
         log.info("rendered %d training captchas in %.0f s", args.train_size, time.time() - t0)
         dataset = pool_dataset(pool, args.batch_size, args.seed)
         steps = None
     else:
-        dataset = stream_dataset(train_seed, args.batch_size, spec, start=start_epoch * args.train_size)
+        dataset = stream_dataset(
+            train_seed, args.batch_size, spec, start=start_epoch * args.train_size, augment=args.augment
+        )
         steps = args.train_size // args.batch_size
 
     started = time.time()
@@ -176,6 +178,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="perturb half the training images (training/augment.py)",
+    )
     parser.add_argument(
         "--time-budget", type=int, default=0, help="minutes; stop after the epoch that passes it"
     )
