@@ -11,7 +11,8 @@ sends the already-thresholded picture as a 1-bit PNG, :func:`shixin_client._imag
 2. resize, only when the size differs: Pillow's BILINEAR resampling of an RGBA image
    (premultiply alpha, two separable passes with 22-bit fixed-point weights, each rounded
    to uint8, un-premultiply), in float64 where every intermediate value is an exact integer;
-3. composite on white, gray with (0.299, 0.587, 0.114) truncated to uint8;
+3. composite on white, gray ``r*0.299 + g*0.587 + b*0.114`` elementwise in float32, in
+   that order (not a matmul, whose BLAS rounding differs on some colours), truncated to uint8;
 4. 1 where gray > the image mean (float64, as numpy's ``mean`` of uint8), else 0.
 """
 
@@ -108,12 +109,18 @@ def resize_rgba(rgba: tf.Tensor, height: int, width: int) -> tf.Tensor:
     return tf.cast(tf.concat([colour, alpha], axis=2), tf.uint8)
 
 
-def binarize_rgba(rgba: tf.Tensor) -> tf.Tensor:
-    """uint8 RGBA [H, W, 4] -> float32 [H, W, 1] in {0, 1}: white composite, gray, mean threshold."""
+def gray_rgba(rgba: tf.Tensor) -> tf.Tensor:
+    """uint8 RGBA [H, W, 4] -> uint8 gray [H, W]: composited on white, weighted in float32, truncated."""
     values = tf.cast(rgba, tf.float32)
     alpha = values[:, :, 3:] / 255.0
     rgb = values[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
-    gray = tf.cast(tf.cast(tf.linalg.matvec(rgb, tf.constant(GRAY_WEIGHTS)), tf.uint8), tf.float64)
+    w0, w1, w2 = (tf.constant(weight, tf.float32) for weight in GRAY_WEIGHTS)
+    return tf.cast(rgb[:, :, 0] * w0 + rgb[:, :, 1] * w1 + rgb[:, :, 2] * w2, tf.uint8)
+
+
+def binarize_rgba(rgba: tf.Tensor) -> tf.Tensor:
+    """uint8 RGBA [H, W, 4] -> float32 [H, W, 1] in {0, 1}: white composite, gray, mean threshold."""
+    gray = tf.cast(gray_rgba(rgba), tf.float64)
     mean = tf.reduce_sum(gray) / tf.cast(tf.size(gray), tf.float64)
     return tf.cast(gray > mean, tf.float32)[:, :, None]
 

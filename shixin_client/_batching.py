@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, Union
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union, cast
 
 from ._exceptions import InvalidInputError, ShixinError
-from ._images import ImageInput, input_name
+from ._images import ImageInput, input_name, is_ndarray
+
+if TYPE_CHECKING:
+    import numpy as np
 
 T = TypeVar("T")
 
@@ -36,9 +37,10 @@ def expand(images: Iterable[ImageInput]) -> list[Item]:
         )
     items: list[Item] = []
     for position, image in enumerate(images):
-        if isinstance(image, np.ndarray) and image.ndim == 4:
-            for row in range(image.shape[0]):
-                items.append(Item(len(items), f"item {position} row {row}", image[row]))
+        if is_ndarray(image) and cast("np.ndarray", image).ndim == 4:
+            batch = cast("np.ndarray", image)
+            for row in range(batch.shape[0]):
+                items.append(Item(len(items), f"item {position} row {row}", batch[row]))
         else:
             items.append(Item(len(items), input_name(image, position), image))
     return items

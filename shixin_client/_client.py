@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Union, overload
 from urllib.parse import urlsplit
 
-import numpy as np
-
 from ._batching import Batch, BatchPlan, Item, expand
 from ._config import DEFAULT_BATCH_SIZE, Headers, ModelRef, RetryPolicy, Timeout, TLSConfig, server_from_env
 from ._decode import to_predictions
@@ -36,6 +34,7 @@ from ._exceptions import (
     ShixinConnectionError,
     ShixinError,
     ShixinTimeoutError,
+    require_numpy,
 )
 from ._images import DEFAULT_LIMITS, ImageInput, ImageLimits, input_name, preprocess, wire_bytes
 from ._models import ModelMetadata, ModelStatus, Prediction
@@ -55,7 +54,7 @@ from ._spec import (
     SIGNATURE_FLOAT,
     CaptchaSpec,
 )
-from ._transports.base import AsyncTransport, PredictCall, SyncTransport
+from ._transports.base import AsyncTransport, PredictCall, SyncTransport, Tensor, TensorLike
 from ._types import NOT_GIVEN, HeaderTypes, ModelTypes, NotGiven, RetryTypes, ServerTypes, TimeoutTypes
 
 if TYPE_CHECKING:
@@ -208,12 +207,19 @@ def _grpc_target(url: str, scheme: str) -> str:
     return target
 
 
-def spec_from_describe(outputs: Mapping[str, np.ndarray]) -> CaptchaSpec:
+def _first(tensor: TensorLike) -> Any:
+    """The first element of a tensor, in row-major order."""
+    if isinstance(tensor, Tensor):
+        return tensor.values[0]
+    return tensor.reshape(-1)[0]
+
+
+def spec_from_describe(outputs: Mapping[str, TensorLike]) -> CaptchaSpec:
     """The model's own description, from row 0 of the ``describe`` signature's outputs."""
     try:
         values: dict[str, Any] = {}
         for name in DESCRIBE_OUTPUTS:
-            first = np.asarray(outputs[name]).reshape(-1)[0]
+            first = _first(outputs[name])
             if name == "charset":
                 values[name] = first.decode("utf-8") if isinstance(first, bytes) else str(first)
             else:
@@ -344,7 +350,7 @@ class _BaseClient:
     def _describe_call(self, options: _Options) -> PredictCall:
         return PredictCall(
             model=options.model.with_signature(SIGNATURE_DESCRIBE),
-            inputs={INPUT_DESCRIBE: np.zeros(1, dtype=np.int32)},
+            inputs={INPUT_DESCRIBE: Tensor("int32", (1,), [0])},
             timeout=options.timeout,
             output_filter=DESCRIBE_OUTPUTS,
         )
@@ -389,11 +395,22 @@ class _BaseClient:
         size = options.batch_size if batch_size is None else batch_size
         return BatchPlan(expand(images), encode, size, return_exceptions=return_exceptions)
 
-    def _predict_call(self, batch: Batch, options: _Options) -> PredictCall:
+    @staticmethod
+    def _check_features(options: _Options, with_softmax: bool) -> None:
+        """Refuse what needs numpy up front, before any request, when numpy is missing."""
         if options.sends_floats:
-            inputs = {INPUT_FLOAT: np.stack(batch.encoded)}
+            require_numpy(f"float tensors (float_input=True, the {SIGNATURE_FLOAT!r} signature)")
+        if options.beam_width is not None:
+            require_numpy("beam search (beam_width)")
+        if with_softmax:
+            require_numpy("softmax arrays (with_softmax=True)")
+
+    def _predict_call(self, batch: Batch, options: _Options) -> PredictCall:
+        inputs: dict[str, TensorLike]
+        if options.sends_floats:
+            inputs = {INPUT_FLOAT: require_numpy("float tensors").stack(batch.encoded)}
         else:
-            inputs = {INPUT_BYTES: np.array(batch.encoded, dtype=object)}
+            inputs = {INPUT_BYTES: Tensor.strings(batch.encoded)}
         return PredictCall(
             model=options.model.with_signature(options.signature),
             inputs=inputs,
@@ -403,7 +420,7 @@ class _BaseClient:
 
     def _finish(
         self,
-        outputs: Mapping[str, np.ndarray],
+        outputs: Mapping[str, TensorLike],
         batch: Batch,
         options: _Options,
         spec: CaptchaSpec,
@@ -416,7 +433,10 @@ class _BaseClient:
         if softmax is None:
             raise BadResponseError(f"the answer has no {OUTPUT_SOFTMAX!r} output, only {sorted(outputs)}")
         expected = (len(batch.indices), spec.time_steps, spec.num_classes)
-        if softmax.ndim != 3 or softmax.dtype.kind != "f" or softmax.shape[0] != expected[0]:
+        floats = (
+            softmax.dtype.startswith("float") if isinstance(softmax, Tensor) else softmax.dtype.kind == "f"
+        )
+        if softmax.ndim != 3 or not floats or softmax.shape[0] != expected[0]:
             raise BadResponseError(
                 f"sent {expected[0]} image(s) but got a {softmax.dtype} softmax of shape {softmax.shape}, "
                 f"expecting {list(expected)}"
@@ -651,6 +671,7 @@ class ShixinClient(_BaseClient):
         options: Mapping[str, Any],
     ) -> list[Result[Prediction]]:
         opts = self._options.merge(options)
+        self._check_features(opts, with_softmax)
         spec = self._spec(opts)
         plan = self._plan(images, opts, spec, batch_size, return_exceptions)
         for batch in plan.batches:
@@ -862,6 +883,7 @@ class AsyncShixinClient(_BaseClient):
         options: Mapping[str, Any],
     ) -> list[Result[Prediction]]:
         opts = self._options.merge(options)
+        self._check_features(opts, with_softmax)
         spec = await self._spec(opts)
         plan = self._plan(images, opts, spec, batch_size, return_exceptions)
         for batch in plan.batches:

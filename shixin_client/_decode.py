@@ -1,27 +1,49 @@
-"""CTC decoding in numpy: the model's softmax [N, T, C] to class paths and Predictions.
+"""CTC decoding: the model's softmax [N, T, C] to class paths and Predictions.
 
 The server returns the raw softmax; decoding runs here so that clients need neither
 TensorFlow nor a decoder in the graph, and so that training measures accuracy with the
 code users run. Both decoders take the blank index as an argument (Keras and TensorFlow
 assume the last class) and give the same paths as ``keras.ops.ctc_decode`` (greedy) and
 the top path of ``tf.nn.ctc_beam_search_decoder``.
+
+Greedy decoding has two implementations that give identical Predictions (a property
+test holds them together, ties and NaN included): numpy for numpy arrays (training, the
+embedded model, big batches), and plain Python for the numpy-free :class:`Tensor` the
+REST and gRPC transports return, where each frame's argmax is ``max`` then ``index``
+in C (the first maximum wins, as in ``numpy.argmax``). Beam search and softmax arrays
+need numpy.
 """
 
 from __future__ import annotations
 
 import heapq
-from typing import Optional
+import math
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-import numpy as np
-
-from ._exceptions import BadResponseError
+from ._exceptions import BadResponseError, require_numpy
 from ._models import Prediction
 from ._spec import CaptchaSpec
+from ._transports.base import Tensor
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_BEAM_WIDTH = 16
 
+#: A softmax: a numpy array (or anything numpy reads) or a numpy-free Tensor.
+Softmax = Union["np.ndarray", Tensor]
 
-def _check_softmax(softmax: np.ndarray, blank_index: int) -> np.ndarray:
+
+def _check_shape(shape: tuple[int, ...], blank_index: int) -> None:
+    if len(shape) != 3 or 0 in shape:
+        raise ValueError(f"softmax must be a non-empty [batch, time, classes] array, got shape {shape}")
+    if not 0 <= blank_index < shape[2]:
+        raise ValueError(f"blank_index {blank_index} is outside the {shape[2]} classes")
+
+
+def _check_softmax(softmax: Softmax, blank_index: int) -> np.ndarray:
+    import numpy as np
+
     array = np.asarray(softmax)
     if array.ndim != 3 or 0 in array.shape:
         raise ValueError(f"softmax must be a non-empty [batch, time, classes] array, got shape {array.shape}")
@@ -32,38 +54,88 @@ def _check_softmax(softmax: np.ndarray, blank_index: int) -> np.ndarray:
 
 def _greedy_best(softmax: np.ndarray, blank_index: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame argmax and a mask of the frames that start a new non-blank run."""
+    import numpy as np
+
     best = softmax.argmax(axis=2)
     starts = np.ones_like(best, dtype=bool)
     starts[:, 1:] = best[:, 1:] != best[:, :-1]
     return best, starts & (best != blank_index)
 
 
-def greedy_decode(softmax: np.ndarray, blank_index: int) -> list[list[int]]:
+def greedy_decode(softmax: Softmax, blank_index: int) -> list[list[int]]:
     """Best class per frame, repeats merged, blanks dropped: ``a a - a`` gives ``a a``."""
+    if isinstance(softmax, Tensor):
+        _check_shape(softmax.shape, blank_index)
+        return [path for path, _ in _greedy_python(softmax, blank_index)]
+    require_numpy("greedy decoding of a numpy array")
     best, keep = _greedy_best(_check_softmax(softmax, blank_index), blank_index)
     return _rows(best, keep)
 
 
+def _greedy_python(softmax: Tensor, blank: int) -> list[tuple[list[int], list[float]]]:
+    """Per row, the greedy path and each kept character's best probability over its run.
+
+    The same answer as the numpy version on every input: a frame's class is its first
+    maximum, or its first NaN (``numpy.argmax``), and a run's probability is the NaN-
+    propagating maximum of its frames' top values (``numpy.maximum.reduceat``).
+    """
+    batch, steps, classes = softmax.shape
+    values = softmax.values
+    rows = []
+    for row in range(batch):
+        start = row * steps * classes
+        stop = start + steps * classes
+        # One sum in C per row finds NaN (a NaN frame's max and index need care).
+        careful = math.isnan(sum(values[start:stop]))
+        path: list[int] = []
+        probabilities: list[float] = []
+        previous = -1
+        for offset in range(start, stop, classes):
+            frame = values[offset : offset + classes]
+            top = max(frame)
+            if careful and any(math.isnan(value) for value in frame):
+                best = next(index for index, value in enumerate(frame) if math.isnan(value))
+                top = math.nan
+            else:
+                best = frame.index(top)
+            if best != previous:
+                if best != blank:
+                    path.append(best)
+                    probabilities.append(top)
+                previous = best
+            elif (
+                best != blank
+                and not math.isnan(probabilities[-1])
+                and (top > probabilities[-1] or top != top)
+            ):
+                probabilities[-1] = top
+        rows.append((path, probabilities))
+    return rows
+
+
 def _rows(best: np.ndarray, keep: np.ndarray) -> list[list[int]]:
     """The kept classes of each row, as lists: one flat conversion, then slices."""
+    import numpy as np
+
     values = best[keep].tolist()
     ends = np.cumsum(keep.sum(axis=1)).tolist()
     return [values[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def beam_search_decode(
-    softmax: np.ndarray, blank_index: int, beam_width: int = DEFAULT_BEAM_WIDTH
+    softmax: Softmax, blank_index: int, beam_width: int = DEFAULT_BEAM_WIDTH
 ) -> list[list[int]]:
     """The most probable label sequence of a CTC prefix beam search, per batch row.
 
     The search follows TensorFlow's CTCBeamSearchDecoder step for step, including its
     pruning order, so both return the same top path (see :func:`_beam_search_row`).
     """
+    numpy = require_numpy("beam search (beam_width)")
     array = _check_softmax(softmax, blank_index)
     if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1:
         raise ValueError(f"beam_width must be a positive int, got {beam_width!r}")
-    with np.errstate(divide="ignore"):
-        log_probs = np.log(array.astype(np.float64))
+    with numpy.errstate(divide="ignore"):
+        log_probs = numpy.log(array.astype(numpy.float64))
     return [_beam_search_row(row, blank_index, beam_width) for row in log_probs]
 
 
@@ -77,6 +149,8 @@ def _beam_search_row(log_probs: np.ndarray, blank: int, beam_width: int) -> list
     own extensions for that step, and a prefix is only extended when its previous
     probability times the frame's best class probability beats the beam's lowest entry.
     """
+    import numpy as np
+
     labels = np.delete(np.arange(log_probs.shape[1]), blank)
     prefixes: list[tuple[int, ...]] = [()]
     p_blank = np.array([0.0])  # log P(prefix, the path so far ends in a blank)
@@ -147,10 +221,10 @@ class _Beam:
 
     def floor(self) -> float:
         """The score an entry must beat to get in."""
-        return self.heap[0][0] if len(self.heap) == self.width else -np.inf
+        return self.heap[0][0] if len(self.heap) == self.width else -math.inf
 
     def admits(self, score: float) -> bool:
-        return score > self.floor() and score > -np.inf
+        return score > self.floor() and score > -math.inf
 
     def holds(self, key: int) -> bool:
         return key in self.scores
@@ -165,7 +239,7 @@ class _Beam:
         """Push many at once; the same survivors as pushing them one by one."""
         if not entries:
             return
-        ranked = sorted(self.heap + [e for e in entries if e[0] > -np.inf], key=lambda e: -e[0])
+        ranked = sorted(self.heap + [e for e in entries if e[0] > -math.inf], key=lambda e: -e[0])
         self.heap = ranked[: self.width]
         heapq.heapify(self.heap)
         self.scores = {key: score for score, key in self.heap}
@@ -176,6 +250,8 @@ class _Beam:
 
 def _greedy_char_probabilities(softmax: np.ndarray, best: np.ndarray, keep: np.ndarray) -> list[np.ndarray]:
     """Per emitted character, its highest probability over the frames of its run."""
+    import numpy as np
+
     top = softmax.max(axis=2)
     run_starts = np.ones_like(best, dtype=bool)
     run_starts[:, 1:] = best[:, 1:] != best[:, :-1]
@@ -189,6 +265,8 @@ def _greedy_char_probabilities(softmax: np.ndarray, best: np.ndarray, keep: np.n
 def _aligned_char_probabilities(softmax: np.ndarray, path: list[int], blank: int) -> np.ndarray:
     """Per character of ``path``, its highest probability over the frames that the most
     probable CTC alignment of ``path`` gives it (beam search keeps no alignment)."""
+    import numpy as np
+
     if not path:
         return np.zeros(0)
     states = np.full(2 * len(path) + 1, blank)
@@ -217,7 +295,7 @@ def _aligned_char_probabilities(softmax: np.ndarray, path: list[int], blank: int
 
 
 def to_predictions(
-    softmax: np.ndarray,
+    softmax: Softmax,
     spec: CaptchaSpec,
     *,
     beam_width: Optional[int] = None,
@@ -229,33 +307,53 @@ def to_predictions(
     until it fits: the reference model sometimes emits an extra trailing character, and
     every captcha has exactly ``label_length``. Shorter paths are returned as they are,
     never padded. ``confidence`` is the product of the kept characters' probabilities
-    (0.0 when nothing was recognised).
+    (0.0 when nothing was recognised). A :class:`Tensor` is decoded greedily without
+    numpy; beam search and ``keep_softmax`` need numpy.
     """
-    array = np.asarray(softmax)
-    if array.ndim != 3 or 0 in array.shape or array.shape[2] != spec.num_classes:
-        raise BadResponseError(
-            f"softmax has shape {list(array.shape)}; the model promised [batch, time, {spec.num_classes}]"
+    if isinstance(softmax, Tensor):
+        _check_promised(softmax.shape, spec)
+        if beam_width is None and not keep_softmax:
+            return [
+                _prediction(spec, path, probabilities, None)
+                for path, probabilities in _greedy_python(softmax, spec.blank_index)
+            ]
+        feature = (
+            "beam search (beam_width)" if beam_width is not None else "softmax arrays (with_softmax=True)"
         )
+        softmax = require_numpy(feature).asarray(softmax)
+    array = require_numpy("decoding a numpy softmax").asarray(softmax)
+    _check_promised(array.shape, spec)
     if beam_width is None:
         best, keep = _greedy_best(array, spec.blank_index)
         paths = _rows(best, keep)
-        char_probabilities = _greedy_char_probabilities(array, best, keep)
+        char_probabilities = [p.tolist() for p in _greedy_char_probabilities(array, best, keep)]
     else:
         paths = beam_search_decode(array, spec.blank_index, beam_width)
         char_probabilities = [
-            _aligned_char_probabilities(row, path, spec.blank_index)
+            _aligned_char_probabilities(row, path, spec.blank_index).tolist()
             for row, path in zip(array, paths, strict=True)
         ]
-    predictions = []
-    for row, path, probabilities in zip(array, paths, char_probabilities, strict=True):
-        kept = np.sort(np.argsort(-probabilities, kind="stable")[: spec.label_length])
-        kept_probabilities = tuple(float(p) for p in probabilities[kept])
-        predictions.append(
-            Prediction(
-                text="".join(spec.class_to_char(path[k]) for k in kept),
-                confidence=float(np.prod(kept_probabilities)) if kept_probabilities else 0.0,
-                char_probabilities=kept_probabilities,
-                softmax=row.copy() if keep_softmax else None,
-            )
+    return [
+        _prediction(spec, path, probabilities, row.copy() if keep_softmax else None)
+        for row, path, probabilities in zip(array, paths, char_probabilities, strict=True)
+    ]
+
+
+def _check_promised(shape: tuple[int, ...], spec: CaptchaSpec) -> None:
+    if len(shape) != 3 or 0 in shape or shape[2] != spec.num_classes:
+        raise BadResponseError(
+            f"softmax has shape {list(shape)}; the model promised [batch, time, {spec.num_classes}]"
         )
-    return predictions
+
+
+def _prediction(spec: CaptchaSpec, path: list[int], probabilities: list[float], softmax: Any) -> Prediction:
+    """Keep the ``label_length`` most probable characters (ties: the earlier one; NaN last)."""
+    order = sorted(range(len(path)), key=lambda k: (math.isnan(probabilities[k]), -probabilities[k]))
+    kept = sorted(order[: spec.label_length])
+    kept_probabilities = tuple(float(probabilities[k]) for k in kept)
+    return Prediction(
+        text="".join(spec.class_to_char(path[k]) for k in kept),
+        confidence=math.prod(kept_probabilities) if kept_probabilities else 0.0,
+        char_probabilities=kept_probabilities,
+        softmax=softmax,
+    )

@@ -20,6 +20,7 @@ errors onto this tree happens at each transport's boundary, with ``raise ... fro
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Optional
 
 # tf-serving-protocol.md §1.8: the REST status for each TF status name.
@@ -134,6 +135,19 @@ class MissingDependencyError(ShixinError, ImportError):
 
     def __init__(self, feature: str, extra: str) -> None:
         super().__init__(f"{feature} needs the [{extra}] extra: pip install 'shixin-client[{extra}]'")
+
+
+def require_numpy(feature: str) -> ModuleType:
+    """numpy, or a MissingDependencyError naming ``feature`` and the ``[numpy]`` extra.
+
+    The plain REST and gRPC client (files, bytes or PIL images in, text out) runs without
+    numpy; float tensors, numpy-array inputs, beam search and softmax arrays need it.
+    """
+    try:
+        import numpy
+    except ImportError as exc:
+        raise MissingDependencyError(feature, "numpy") from exc
+    return numpy
 
 
 def error_class_for_code(code: str, message: str = "") -> type[ServerError]:

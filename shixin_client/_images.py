@@ -1,11 +1,18 @@
 """Any image input -> a decoded picture, wire bytes, or the reference float tensor.
 
 This is the project's one preprocessing (reference-model-and-data.md, "The reference
-preprocessing"): alpha composited on white, gray with weights (0.299, 0.587, 0.114)
+preprocessing"): alpha composited on white, gray ``r*0.299 + g*0.587 + b*0.114``
 truncated to uint8, threshold at the image mean (pixel > mean -> 1, else 0), as a
 float32 [height, width, 1] tensor in [0, 1]. Training, export's parity checks, the
 embedded runtime and the client's float path all call :func:`preprocess`; export's
 in-graph TensorFlow version is the only second implementation and a test holds it here.
+
+It runs on Pillow alone, so the plain client needs no numpy: every step is float32
+arithmetic done elementwise in a fixed order (IEEE, the same on every CPU; numpy's
+``rgb @ weights`` goes through BLAS and rounds differently on some colours), then
+integer work on the histogram. numpy is imported only to hand callers the float tensor
+(:func:`preprocess`) and to read numpy-array inputs. tests/test_numpy_free.py holds
+the Pillow steps to the numpy formulas on every RGB colour and every (colour, alpha).
 
 Every problem with an input is an :class:`InvalidInputError` naming the input, found
 before anything is sent: the format is sniffed from the bytes (never the file name),
@@ -17,20 +24,38 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, TYPE_CHECKING, Any, Union
 
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMath, ImageOps, UnidentifiedImageError
 
-from ._exceptions import InvalidInputError
+from ._exceptions import InvalidInputError, require_numpy
 from ._spec import DEFAULT_SPEC, CaptchaSpec
 
-ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Image.Image, np.ndarray]
+if TYPE_CHECKING:
+    import numpy as np
 
-GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+ImageInput = Union[
+    str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Image.Image, "np.ndarray"
+]
+
+#: The reference gray weights, applied elementwise in float32: ``(r*w0 + g*w1) + b*w2``.
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+#: Modes read as one wide gray channel (16-bit, 32-bit integer, float) rather than RGBA.
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def is_ndarray(value: object) -> bool:
+    """Whether ``value`` is a numpy array, without importing numpy (no numpy, no arrays)."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray)
 
 
 @dataclass(frozen=True)
@@ -57,8 +82,8 @@ def input_name(image: object, index: int | None = None) -> str:
         return f"{prefix}{os.fspath(image)!r}".strip()
     if isinstance(image, (bytes, bytearray, memoryview)):
         return f"{prefix}bytes[{len(image)}]".strip()
-    if isinstance(image, np.ndarray):
-        return f"{prefix}array{tuple(image.shape)}:{image.dtype}".strip()
+    if is_ndarray(image):
+        return f"{prefix}array{tuple(image.shape)}:{image.dtype}".strip()  # type: ignore[attr-defined]
     if isinstance(image, Image.Image):
         return f"{prefix}PIL.Image({image.mode} {image.width}x{image.height})".strip()
     name = getattr(image, "name", None)
@@ -71,7 +96,7 @@ def read_source(image: ImageInput, name: str, limits: ImageLimits = DEFAULT_LIMI
     """The encoded file bytes behind a path, bytes or file input; None for decoded inputs."""
     if image is None:
         raise InvalidInputError(name, "no image given (None)")
-    if isinstance(image, (Image.Image, np.ndarray)):
+    if isinstance(image, Image.Image) or is_ndarray(image):
         return None
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
@@ -107,6 +132,8 @@ def read_source(image: ImageInput, name: str, limits: ImageLimits = DEFAULT_LIMI
 
 
 def _array_to_image(array: np.ndarray, name: str) -> Image.Image:
+    import numpy as np  # an array was given, so numpy is there
+
     if array.size == 0:
         raise InvalidInputError(name, "array is empty")
     if array.ndim == 3 and array.shape[2] == 1:
@@ -166,8 +193,8 @@ def open_image(
     """Decode any accepted input into a checked, upright PIL image (first frame only)."""
     name = name or input_name(image)
     data = read_source(image, name, limits)
-    if isinstance(image, np.ndarray):
-        picture = _array_to_image(image, name)
+    if is_ndarray(image):
+        picture = _array_to_image(image, name)  # type: ignore[arg-type]
     elif isinstance(image, Image.Image):
         picture = image
     else:
@@ -186,22 +213,97 @@ def open_image(
     return picture
 
 
-def to_rgb_on_white(picture: Image.Image) -> np.ndarray:
-    """Float32 [H, W, 3] in 0..255 with any transparency composited on white."""
-    if picture.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        wide = np.asarray(picture, dtype=np.float64)
-        peak = 65535.0 if picture.mode.startswith("I;16") or wide.max() > 255 else 255.0
-        gray = np.clip(wide * (255.0 / peak), 0, 255).astype(np.float32)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    rgba = np.asarray(picture.convert("RGBA"), dtype=np.float32)
-    alpha = rgba[:, :, 3:4] / 255.0
-    return rgba[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
+def _float32(value: float) -> float:
+    """``value`` rounded to the nearest float32, as numpy's ``.astype(np.float32)``."""
+    rounded: float = struct.unpack("f", struct.pack("f", value))[0]
+    return rounded
 
 
-def binarize(rgb: np.ndarray) -> np.ndarray:
-    """The reference threshold: uint8 gray, then 1 where gray > mean, else 0 (float32 [H, W])."""
-    gray = (rgb @ GRAY_WEIGHTS).astype(np.uint8)
-    return (gray > gray.mean()).astype(np.float32)
+def _math(expression: Callable[[dict[str, Any]], Any], **images: Image.Image) -> Image.Image:
+    """One float32 ImageMath expression over mode "F" images (elementwise, in C)."""
+    result = ImageMath.lambda_eval(expression, **images)
+    assert isinstance(result, Image.Image)
+    return result
+
+
+def _gray_f(r: Image.Image, g: Image.Image, b: Image.Image) -> Image.Image:
+    """The reference gray of three "F" bands: ``(r*0.299 + g*0.587) + b*0.114`` in float32."""
+    w0, w1, w2 = GRAY_WEIGHTS
+    return _math(lambda e: e["r"] * w0 + e["g"] * w1 + e["b"] * w2, r=r, g=g, b=b)
+
+
+@lru_cache(maxsize=1)
+def _gray_of_level() -> list[int]:
+    """The reference gray of the colour (v, v, v) for each v in 0..255, as a point() table."""
+    levels = Image.frombytes("L", (256, 1), bytes(range(256))).convert("F")
+    return list(_gray_f(levels, levels, levels).convert("L").tobytes())
+
+
+def _spread(*bands: Image.Image) -> float:
+    """max - min over all bands, as numpy's float32 ``rgb.max() - rgb.min()``."""
+    extrema = [band.getextrema() for band in bands]
+    high = max(float(e[1]) for e in extrema)  # type: ignore[arg-type, index]
+    low = min(float(e[0]) for e in extrema)  # type: ignore[arg-type, index]
+    return _float32(high - low)
+
+
+def _gray(picture: Image.Image) -> tuple[Image.Image, float]:
+    """The uint8 gray ("L") of a picture, and the spread of its colour values composited on white.
+
+    Per pixel, in float32: alpha = a/255, colour c*alpha + 255*(1-alpha), then
+    ``c0*0.299 + c1*0.587 + c2*0.114``, truncated toward zero (Pillow's F -> L). Wide
+    modes (16-bit, "I", "F") are one gray channel scaled to 0..255 (by 1/257 when the
+    picture is 16-bit or holds values over 255) and clipped.
+    """
+    if picture.mode in _WIDE_MODES:
+        wide = picture.convert("F")
+        high = wide.getextrema()[1]
+        if picture.mode.startswith("I;16") or float(high) > 255:  # type: ignore[arg-type]
+            wide = _math(lambda e: e["v"] / 257.0, v=wide)
+        level = _math(lambda e: e["min"](e["max"](e["v"], 0.0), 255.0), v=wide)
+        return _gray_f(level, level, level).convert("L"), _spread(level)
+    if picture.mode == "L":
+        return picture.point(_gray_of_level()), _spread(picture)
+    rgba = picture if picture.mode in ("RGB", "RGBA") else picture.convert("RGBA")
+    r, g, b, *alpha = rgba.split()
+    if alpha and alpha[0].getextrema() != (255, 255):
+        # c*1.0 + 255*0.0 == c, so opaque pictures skip the compositing exactly.
+        a = alpha[0].convert("F")
+        opacity = _math(lambda e: e["a"] / 255.0, a=a)
+        white = _math(lambda e: 255.0 * (1.0 - e["o"]), o=opacity)
+        r, g, b = (
+            _math(lambda e: e["c"] * e["o"] + e["w"], c=band.convert("F"), o=opacity, w=white)
+            for band in (r, g, b)
+        )
+        return _gray_f(r, g, b).convert("L"), _spread(r, g, b)
+    floats = [band.convert("F") for band in (r, g, b)]
+    return _gray_f(*floats).convert("L"), _spread(r, g, b)
+
+
+def _threshold(gray: Image.Image) -> Image.Image:
+    """Mode "1": set where gray > the mean gray (float64, exactly numpy's uint8 ``mean``)."""
+    histogram = gray.histogram()
+    total = sum(level * count for level, count in enumerate(histogram))
+    mean = total / (gray.width * gray.height)
+    return gray.point([255 if level > mean else 0 for level in range(256)], "1")
+
+
+def binary_picture(
+    image: ImageInput,
+    spec: CaptchaSpec = DEFAULT_SPEC,
+    *,
+    name: str | None = None,
+    limits: ImageLimits = DEFAULT_LIMITS,
+) -> Image.Image:
+    """The preprocessed picture, mode "1" [spec.height x spec.width]; no numpy needed."""
+    name = name or input_name(image)
+    picture = open_image(image, name, limits)
+    if picture.size != (spec.width, spec.height):
+        picture = picture.convert("RGBA").resize((spec.width, spec.height), Image.Resampling.BILINEAR)
+    gray, spread = _gray(picture)
+    if spread < 1.0:
+        raise InvalidInputError(name, "image is blank (a single flat colour after compositing on white)")
+    return _threshold(gray)
 
 
 def preprocess(
@@ -211,15 +313,11 @@ def preprocess(
     name: str | None = None,
     limits: ImageLimits = DEFAULT_LIMITS,
 ) -> np.ndarray:
-    """The model input for one image: float32 [spec.height, spec.width, 1] in {0, 1}."""
-    name = name or input_name(image)
-    picture = open_image(image, name, limits)
-    if picture.size != (spec.width, spec.height):
-        picture = picture.convert("RGBA").resize((spec.width, spec.height), Image.Resampling.BILINEAR)
-    rgb = to_rgb_on_white(picture)
-    if float(rgb.max() - rgb.min()) < 1.0:
-        raise InvalidInputError(name, "image is blank (a single flat colour after compositing on white)")
-    return binarize(rgb)[:, :, None]
+    """The model input for one image: float32 [spec.height, spec.width, 1] in {0, 1} (needs numpy)."""
+    numpy = require_numpy("float tensors (preprocess, float_input=True)")
+    binary = binary_picture(image, spec, name=name, limits=limits)
+    tensor: np.ndarray = numpy.asarray(binary).astype(numpy.float32)[:, :, None]
+    return tensor
 
 
 def wire_bytes(
@@ -237,7 +335,6 @@ def wire_bytes(
     preprocessing reads exactly what :func:`preprocess` made (tests/export hold this), and
     every odd input (16-bit, CMYK, EXIF rotation, arrays) is settled here, once.
     """
-    binary = preprocess(image, spec, name=name, limits=limits)[:, :, 0]
     out = io.BytesIO()
-    Image.fromarray((binary * 255).astype(np.uint8), "L").convert("1").save(out, format="PNG", optimize=True)
+    binary_picture(image, spec, name=name, limits=limits).save(out, format="PNG")
     return out.getvalue()

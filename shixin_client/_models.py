@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -13,7 +14,8 @@ class Prediction:
     """One recognised captcha.
 
     ``confidence`` is the product of the per-character probabilities (greedy path);
-    ``softmax`` is the raw [time_steps, classes] output, kept only when asked for.
+    ``softmax`` is the raw [time_steps, classes] output as a numpy array, kept only when
+    asked for (``with_softmax=True``, which needs numpy).
     """
 
     text: str

@@ -22,6 +22,7 @@ from shixin_client import (
     ShixinTimeoutError,
 )
 from shixin_client._transports import _rest_codec as codec
+from shixin_client._transports.base import Tensor
 
 
 def test_urls_percent_encode_name_and_label_with_no_safe_characters() -> None:
@@ -65,12 +66,35 @@ def test_predict_body_with_several_inputs_names_each_per_row() -> None:
 SOFTMAX = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4) / 24
 
 
+def parse(body: bytes, single_output: str) -> dict[str, np.ndarray]:
+    """parse_predict's Tensors as the numpy arrays they stand for."""
+    return {name: np.asarray(tensor) for name, tensor in codec.parse_predict(body, single_output).items()}
+
+
+def test_answers_are_numpy_free_tensors_read_as_numpy_would() -> None:
+    """Floats become float32 (TF Serving's %.9g is exact in float32), ints int64, b64 bytes."""
+    body = json.dumps({"outputs": {"p": [[0.1, 1], [2, 0.5]], "n": [[1, 2]], "s": [{"b64": "AAE="}]}})
+    out = codec.parse_predict(body.encode(), "unused")
+    assert all(isinstance(tensor, Tensor) for tensor in out.values())
+    assert (out["p"].dtype, out["p"].shape, out["n"].dtype, out["s"].dtype) == (
+        "float32",
+        (2, 2),
+        "int64",
+        "object",
+    )
+    assert out["p"].tolist() == np.array([[0.1, 1], [2, 0.5]], np.float32).tolist()
+    assert out["s"].tolist() == [b"\x00\x01"] and out["n"].tolist() == [[1, 2]]
+    for bad in (b'{"outputs": [[1, [2]]]}', b'{"outputs": [[[1], [2, 3]]]}', b'{"outputs": [{"x": 1}]}'):
+        with pytest.raises(BadResponseError):
+            codec.parse_predict(bad, "y")
+
+
 def test_row_and_columnar_single_output() -> None:
     """§1.5: one output comes unnamed, as `predictions` (row) or `outputs` (columnar)."""
     rows = json.dumps({"predictions": SOFTMAX.tolist()}).encode()
     columns = json.dumps({"outputs": SOFTMAX.tolist()}).encode()
     for body in (rows, columns):
-        out = codec.parse_predict(body, "out_dense")
+        out = parse(body, "out_dense")
         assert list(out) == ["out_dense"]
         np.testing.assert_allclose(out["out_dense"], SOFTMAX)
         assert out["out_dense"].dtype == np.float32
@@ -79,27 +103,27 @@ def test_row_and_columnar_single_output() -> None:
 def test_row_and_columnar_several_outputs() -> None:
     """§1.5: several outputs are objects per row (row) or one object (columnar)."""
     rows = {"predictions": [{"charset": "abc", "blank_index": 3}, {"charset": "abc", "blank_index": 3}]}
-    out = codec.parse_predict(json.dumps(rows).encode(), "unused")
+    out = parse(json.dumps(rows).encode(), "unused")
     assert list(out["charset"]) == ["abc", "abc"] and out["blank_index"].tolist() == [3, 3]
     columns = {"outputs": {"charset": ["abc"], "blank_index": [3]}}
-    out = codec.parse_predict(json.dumps(columns).encode(), "unused")
+    out = parse(json.dumps(columns).encode(), "unused")
     assert out["charset"].dtype == object and out["blank_index"].tolist() == [3]
 
 
 def test_pretty_printed_nan_infinity_and_b64_outputs() -> None:
     """§1.4 and §1.5: bare NaN/Infinity tokens, `_bytes` outputs in b64, 4-space pretty printing."""
     body = b'{\n    "predictions": [[NaN, Infinity, -Infinity, 0.5]\n    ]\n}'
-    out = codec.parse_predict(body, "y")["y"]
+    out = parse(body, "y")["y"]
     assert np.isnan(out[0, 0]) and out[0, 1] == np.inf and out[0, 2] == -np.inf
     body = b'{"predictions": [{"b64": "AAE="}, {"b64": "/w=="}]}'
-    assert list(codec.parse_predict(body, "img_bytes")["img_bytes"]) == [b"\x00\x01", b"\xff"]
+    assert list(parse(body, "img_bytes")["img_bytes"]) == [b"\x00\x01", b"\xff"]
 
 
 def test_empty_predictions_and_ragged_lists() -> None:
     """§1.5: dim-0 of 0 gives []; a ragged list is no tensor."""
-    assert codec.parse_predict(b'{"predictions": []}', "y")["y"].shape == (0,)
+    assert parse(b'{"predictions": []}', "y")["y"].shape == (0,)
     with pytest.raises(BadResponseError, match="ragged"):
-        codec.parse_predict(b'{"predictions": [[1, 2], [3]]}', "y")
+        parse(b'{"predictions": [[1, 2], [3]]}', "y")
 
 
 @pytest.mark.parametrize(
@@ -115,7 +139,7 @@ def test_empty_predictions_and_ragged_lists() -> None:
 )
 def test_non_json_truncated_or_unexpected_bodies_are_bad_responses(body: bytes) -> None:
     with pytest.raises(BadResponseError):
-        codec.parse_predict(body, "y")
+        parse(body, "y")
 
 
 def test_status_versions_are_strings_in_json() -> None:

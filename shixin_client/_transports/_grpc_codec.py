@@ -1,43 +1,58 @@
-"""TF Serving's gRPC messages to and from numpy and _models objects; no I/O.
+"""TF Serving's gRPC messages to and from Tensors and _models objects; no I/O.
 
 Kept apart from grpc.py so the wire format can be tested without a socket, and so the
 transport module holds only channel handling and error mapping. Only the sync and
 async gRPC transports import this module (it needs protobuf, the [grpc] extra).
+Answers decode to numpy-free :class:`~.base.Tensor` objects (``tensor_content`` is
+read with ``array.array``); numpy arrays are encoded when a caller sends them.
 """
 
 from __future__ import annotations
 
+import struct
+import sys
+from array import array
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Optional
 
-import numpy as np
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.message import DecodeError
 
 from .._config import ModelRef
-from .._exceptions import BadResponseError, InvalidInputError
+from .._exceptions import BadResponseError, InvalidInputError, require_numpy
 from .._models import ModelMetadata, ModelStatus, SignatureInfo, TensorInfo, VersionStatus
 from .._proto import get_model_metadata_pb2, get_model_status_pb2, model_pb2, predict_pb2, tensor_pb2
-from .base import PredictCall
+from .base import PredictCall, Tensor, TensorLike
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DataType = tensor_pb2.DataType
 
-#: The numpy type of every dtype the codec reads; tensor_content holds these little-endian.
-_NUMPY_BY_DTYPE: dict[DataType, np.dtype] = {
-    DataType.DT_FLOAT: np.dtype("<f4"),
-    DataType.DT_DOUBLE: np.dtype("<f8"),
-    DataType.DT_INT32: np.dtype("<i4"),
-    DataType.DT_UINT8: np.dtype("u1"),
-    DataType.DT_INT16: np.dtype("<i2"),
-    DataType.DT_INT8: np.dtype("i1"),
-    DataType.DT_INT64: np.dtype("<i8"),
-    DataType.DT_BOOL: np.dtype("?"),
-    DataType.DT_HALF: np.dtype("<f2"),
-    DataType.DT_UINT32: np.dtype("<u4"),
-    DataType.DT_UINT64: np.dtype("<u8"),
+
+def _typecode(kind: str, size: int) -> str:
+    """The ``array`` typecode of a ``kind`` ("i" signed, "u" unsigned) integer of ``size`` bytes."""
+    codes = "bhilq" if kind == "i" else "BHILQ"
+    return next(code for code in codes if array(code).itemsize == size)
+
+
+#: Each dtype the codec reads: its numpy name, the ``array`` typecode holding it (None for
+#: bool and half, read with struct), and its size; tensor_content holds it little-endian.
+_KINDS: dict[DataType, tuple[str, Optional[str], int]] = {
+    DataType.DT_FLOAT: ("float32", "f", 4),
+    DataType.DT_DOUBLE: ("float64", "d", 8),
+    DataType.DT_INT32: ("int32", _typecode("i", 4), 4),
+    DataType.DT_UINT8: ("uint8", "B", 1),
+    DataType.DT_INT16: ("int16", _typecode("i", 2), 2),
+    DataType.DT_INT8: ("int8", "b", 1),
+    DataType.DT_INT64: ("int64", _typecode("i", 8), 8),
+    DataType.DT_BOOL: ("bool", None, 1),
+    DataType.DT_HALF: ("float16", None, 2),
+    DataType.DT_UINT32: ("uint32", _typecode("u", 4), 4),
+    DataType.DT_UINT64: ("uint64", _typecode("u", 8), 8),
 }
-_DTYPE_BY_NUMPY: dict[np.dtype, DataType] = {
-    np_dtype.newbyteorder("="): dtype for dtype, np_dtype in _NUMPY_BY_DTYPE.items()
-}
+_DTYPE_BY_NAME: dict[str, DataType] = {name: dtype for dtype, (name, _, _) in _KINDS.items()}
+_BIG_ENDIAN = sys.byteorder == "big"
 
 #: Which repeated field carries each dtype when tensor_content is empty (tensor.proto).
 _VAL_FIELD: dict[int, str] = {
@@ -70,23 +85,50 @@ def dtype_name(dtype: int) -> str:
         return f"DT_<{dtype}>"
 
 
-def ndarray_to_tensor_proto(array: np.ndarray, name: str) -> tensor_pb2.TensorProto:
+def ndarray_to_tensor_proto(array: TensorLike, name: str) -> tensor_pb2.TensorProto:
     """Encode numbers as raw tensor_content (one memcpy) and strings as string_val.
 
-    ``name`` is the input alias, used only to say which input is wrong.
+    ``array`` is a :class:`Tensor` or anything numpy reads as an array. ``name`` is the
+    input alias, used only to say which input is wrong.
     """
-    array = np.asarray(array)
+    if isinstance(array, Tensor):
+        return _tensor_to_proto(array, name)
+    numpy = require_numpy("sending numpy arrays")
+    values: np.ndarray = numpy.asarray(array)
     proto = tensor_pb2.TensorProto()
-    proto.tensor_shape.dim.extend(tensor_pb2.TensorShapeProto.Dim(size=size) for size in array.shape)
-    if array.dtype.kind in "OSU":
+    proto.tensor_shape.dim.extend(tensor_pb2.TensorShapeProto.Dim(size=size) for size in values.shape)
+    if values.dtype.kind in "OSU":
         proto.dtype = DataType.DT_STRING
-        proto.string_val.extend(_as_bytes(item, name) for item in array.reshape(-1))
+        proto.string_val.extend(_as_bytes(item, name) for item in values.reshape(-1))
         return proto
-    dtype = _DTYPE_BY_NUMPY.get(array.dtype.newbyteorder("="))
+    dtype = _DTYPE_BY_NAME.get(values.dtype.name) if values.dtype.kind in "biuf" else None
     if dtype is None:
-        raise InvalidInputError(f"input {name!r}", f"numpy dtype {array.dtype} has no TensorFlow dtype here")
+        raise InvalidInputError(f"input {name!r}", f"numpy dtype {values.dtype} has no TensorFlow dtype here")
     proto.dtype = dtype
-    proto.tensor_content = np.ascontiguousarray(array, dtype=_NUMPY_BY_DTYPE[dtype]).tobytes()
+    proto.tensor_content = numpy.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).tobytes()
+    return proto
+
+
+def _tensor_to_proto(tensor: Tensor, name: str) -> tensor_pb2.TensorProto:
+    proto = tensor_pb2.TensorProto()
+    proto.tensor_shape.dim.extend(tensor_pb2.TensorShapeProto.Dim(size=size) for size in tensor.shape)
+    if tensor.dtype == "object":
+        proto.dtype = DataType.DT_STRING
+        proto.string_val.extend(_as_bytes(item, name) for item in tensor.values)
+        return proto
+    dtype = _DTYPE_BY_NAME.get(tensor.dtype)
+    if dtype is None:
+        raise InvalidInputError(f"input {name!r}", f"dtype {tensor.dtype} has no TensorFlow dtype here")
+    proto.dtype = dtype
+    typecode = _KINDS[dtype][1]
+    if typecode is None:
+        fmt = "?" if dtype == DataType.DT_BOOL else "e"
+        proto.tensor_content = struct.pack(f"<{len(tensor.values)}{fmt}", *tensor.values)
+        return proto
+    values = array(typecode, tensor.values)
+    if _BIG_ENDIAN:
+        values.byteswap()
+    proto.tensor_content = values.tobytes()
     return proto
 
 
@@ -98,7 +140,7 @@ def _as_bytes(item: object, name: str) -> bytes:
     raise InvalidInputError(f"input {name!r}", f"string tensors hold bytes or str, got {type(item).__name__}")
 
 
-def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
+def tensor_proto_to_tensor(proto: tensor_pb2.TensorProto, name: str) -> Tensor:
     """Decode either form TF Serving writes: tensor_content, or the ``*_val`` fields.
 
     As in TensorFlow's MakeNdarray, fewer ``*_val`` values than elements means the last
@@ -109,45 +151,66 @@ def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto, name: str) -> np.ndar
     shape = tuple(dim.size for dim in proto.tensor_shape.dim)
     if any(size < 0 for size in shape):
         raise BadResponseError(f"output {name!r} has an unknown dimension in shape {list(shape)}")
-    count = int(np.prod(shape, dtype=np.int64))
+    count = 1
+    for size in shape:
+        count *= size
     if proto.dtype == DataType.DT_STRING:
         if proto.tensor_content:
             raise BadResponseError(f"output {name!r} is DT_STRING but uses tensor_content")
-        values = np.empty(len(proto.string_val), dtype=object)
-        values[:] = list(proto.string_val)
-        return _fill(values, shape, count, name)
-    np_dtype = _NUMPY_BY_DTYPE.get(proto.dtype)
-    if np_dtype is None:
+        return _fill("object", list(proto.string_val), shape, count, name)
+    kind = _KINDS.get(proto.dtype)
+    if kind is None:
         raise BadResponseError(f"output {name!r} has dtype {dtype_name(proto.dtype)}, which is not supported")
-    if proto.tensor_content:
-        if len(proto.tensor_content) != count * np_dtype.itemsize:
+    dtype, typecode, itemsize = kind
+    content = proto.tensor_content
+    if content:
+        if len(content) != count * itemsize:
             raise BadResponseError(
-                f"output {name!r}: tensor_content has {len(proto.tensor_content)} bytes, "
-                f"shape {list(shape)} of {dtype_name(proto.dtype)} needs {count * np_dtype.itemsize}"
+                f"output {name!r}: tensor_content has {len(content)} bytes, "
+                f"shape {list(shape)} of {dtype_name(proto.dtype)} needs {count * itemsize}"
             )
-        return (
-            np.frombuffer(proto.tensor_content, dtype=np_dtype)
-            .astype(np_dtype.newbyteorder("="))
-            .reshape(shape)
-        )
+        if typecode is None:
+            fmt = "?" if proto.dtype == DataType.DT_BOOL else "e"
+            return Tensor(dtype, shape, list(struct.unpack(f"<{count}{fmt}", content)))
+        values = array(typecode)
+        values.frombytes(content)
+        if _BIG_ENDIAN:
+            values.byteswap()
+        return Tensor(dtype, shape, values)
     field = getattr(proto, _VAL_FIELD[proto.dtype])
-    if proto.dtype == DataType.DT_HALF:
-        values = np.asarray(field, dtype=np.uint16).view(np.float16)
-    else:
-        values = np.asarray(field, dtype=np_dtype.newbyteorder("="))
-    return _fill(values, shape, count, name)
+    try:
+        if proto.dtype == DataType.DT_HALF:
+            bits = array("H", field)
+            read: Any = list(struct.unpack(f"={len(bits)}e", bits.tobytes()))
+        elif proto.dtype == DataType.DT_BOOL:
+            read = [bool(value) for value in field]
+        else:
+            assert typecode is not None
+            read = array(typecode, field)
+    except (OverflowError, TypeError) as exc:
+        raise BadResponseError(
+            f"output {name!r} holds a value out of {dtype_name(proto.dtype)}'s range"
+        ) from exc
+    return _fill(dtype, read, shape, count, name)
 
 
-def _fill(values: np.ndarray, shape: tuple[int, ...], count: int, name: str) -> np.ndarray:
-    if values.size > count:
-        raise BadResponseError(f"output {name!r} has {values.size} values for shape {list(shape)}")
-    if values.size == 0:
+def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
+    """:func:`tensor_proto_to_tensor` as a numpy array (needs numpy)."""
+    numpy = require_numpy("numpy outputs")
+    result: np.ndarray = numpy.asarray(tensor_proto_to_tensor(proto, name))
+    return result
+
+
+def _fill(dtype: str, values: Any, shape: tuple[int, ...], count: int, name: str) -> Tensor:
+    if len(values) > count:
+        raise BadResponseError(f"output {name!r} has {len(values)} values for shape {list(shape)}")
+    if not values:
         if count:
             raise BadResponseError(f"output {name!r} has no values for shape {list(shape)}")
-        return values.reshape(shape)
-    if values.size < count:
-        values = np.concatenate([values, np.repeat(values[-1:], count - values.size)])
-    return values.reshape(shape)
+        return Tensor(dtype, shape, values)
+    if len(values) < count:
+        values.extend([values[-1]] * (count - len(values)))
+    return Tensor(dtype, shape, values)
 
 
 def model_spec(model: ModelRef, *, signature: bool = True) -> model_pb2.ModelSpec:
@@ -164,16 +227,16 @@ def model_spec(model: ModelRef, *, signature: bool = True) -> model_pb2.ModelSpe
 
 def predict_request(call: PredictCall) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest(model_spec=model_spec(call.model))
-    for alias, array in call.inputs.items():
-        request.inputs[alias].CopyFrom(ndarray_to_tensor_proto(array, alias))
+    for alias, tensor in call.inputs.items():
+        request.inputs[alias].CopyFrom(ndarray_to_tensor_proto(tensor, alias))
     request.output_filter.extend(call.output_filter)
     return request
 
 
 def parse_predict_response(
     response: predict_pb2.PredictResponse, output_filter: tuple[str, ...] = ()
-) -> dict[str, np.ndarray]:
-    outputs = {alias: tensor_proto_to_ndarray(tensor, alias) for alias, tensor in response.outputs.items()}
+) -> dict[str, Tensor]:
+    outputs = {alias: tensor_proto_to_tensor(tensor, alias) for alias, tensor in response.outputs.items()}
     if not outputs:
         raise BadResponseError("the PredictResponse has no outputs")
     missing = [alias for alias in output_filter if alias not in outputs]

@@ -2,6 +2,9 @@
 
 Section numbers (§) refer to /work/shared/docs/tf-serving-protocol.md. The sync and async
 REST transports both call these functions, so the two cannot disagree about the wire.
+Answers become numpy-free :class:`~.base.Tensor` objects straight from the parsed JSON:
+the nested lists are checked level by level (len() only) and their numbers go into one
+``array.array`` in C, so no Python code runs per number.
 """
 
 from __future__ import annotations
@@ -9,11 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from array import array
 from collections.abc import Mapping
+from itertools import chain
 from typing import Any, Optional
 from urllib.parse import quote
-
-import numpy as np
 
 from .._config import ModelRef
 from .._exceptions import (
@@ -27,6 +30,7 @@ from .._exceptions import (
 )
 from .._models import ModelMetadata, ModelStatus, SignatureInfo, TensorInfo, VersionStatus
 from .._spec import SIGNATURE_FLOAT
+from .base import Tensor, TensorLike
 
 #: How much of an unexpected (non-JSON) body an error message quotes.
 SNIPPET_CHARS = 200
@@ -54,16 +58,23 @@ def metadata_url(base_url: str, model: ModelRef) -> str:
     return f"{base_url}{model_path(model)}/metadata"
 
 
-def _jsonable(array: np.ndarray) -> Any:
+def _jsonable(tensor: TensorLike) -> Any:
     """A tensor as nested JSON lists; DT_STRING elements as ``{"b64": ...}`` (§1.4)."""
-    if array.dtype == object or array.dtype.kind == "S":
-        flat = [{"b64": base64.b64encode(bytes(value)).decode("ascii")} for value in array.reshape(-1)]
-        nested: Any = np.array(flat, dtype=object).reshape(array.shape).tolist()
-        return nested
-    return array.tolist()
+    if isinstance(tensor, Tensor):
+        if tensor.dtype == "object":
+            return Tensor(tensor.dtype, tensor.shape, [_b64(value) for value in tensor.values]).tolist()
+        return tensor.tolist()
+    if tensor.dtype == object or tensor.dtype.kind == "S":
+        flat = [_b64(value) for value in tensor.reshape(-1)]
+        return Tensor("object", tuple(tensor.shape), flat).tolist()
+    return tensor.tolist()
 
 
-def predict_body(model: ModelRef, inputs: Mapping[str, np.ndarray]) -> bytes:
+def _b64(value: Any) -> dict[str, str]:
+    return {"b64": base64.b64encode(bytes(value)).decode("ascii")}
+
+
+def predict_body(model: ModelRef, inputs: Mapping[str, TensorLike]) -> bytes:
     """A row-format request (§1.3): ``instances`` has one element per dim-0 row.
 
     With one input each row is its bare value; with several, each row is an object
@@ -97,10 +108,52 @@ def _snippet(body: bytes) -> str:
     return repr(text + ("..." if len(body) > SNIPPET_CHARS else ""))
 
 
+def _to_tensor(name: str, value: Any) -> Tensor:
+    """Nested JSON lists -> a Tensor, as ``numpy.asarray`` would read them (§1.4, §1.5).
+
+    Numbers give float32 (TF Serving writes DT_FLOAT with %.9g, which float32 holds
+    exactly) or int64 when all are integers; ``{"b64": s}`` leaves (outputs named
+    ``*_bytes``) give bytes, and other strings stay as they are (DT_STRING).
+    """
+    shape: list[int] = []
+    probe = value
+    while isinstance(probe, list):
+        shape.append(len(probe))
+        if not probe:
+            break
+        probe = probe[0]
+    leaves = [value]
+    for size in shape:
+        if not all(type(item) is list and len(item) == size for item in leaves):
+            raise BadResponseError(f"output {name!r} is a ragged list, not a tensor")
+        leaves = list(chain.from_iterable(leaves))
+    if not leaves or type(leaves[0]) is float:
+        try:
+            return Tensor("float32", tuple(shape), array("f", leaves))
+        except (TypeError, OverflowError):
+            pass  # not all floats: sorted out below
+    dtype, values = _typed_leaves(name, leaves)
+    return Tensor(dtype, tuple(shape), values)
+
+
+def _typed_leaves(name: str, leaves: list[Any]) -> tuple[str, Any]:
+    kinds = {type(leaf) for leaf in leaves}
+    if list in kinds:
+        raise BadResponseError(f"output {name!r} is a ragged list, not a tensor")
+    if kinds == {bool}:
+        return "bool", leaves
+    try:
+        if kinds <= {bool, int}:
+            return "int64", array("q", leaves)
+        if kinds <= {bool, int, float}:
+            return "float32", array("f", leaves)
+    except OverflowError as exc:
+        raise BadResponseError(f"output {name!r} holds a number out of range") from exc
+    return "object", [_unwrap_b64(leaf) for leaf in leaves]
+
+
 def _unwrap_b64(value: Any) -> Any:
-    """Nested JSON with ``{"b64": s}`` leaves turned into bytes (outputs named ``*_bytes``, §1.4)."""
-    if isinstance(value, list):
-        return [_unwrap_b64(element) for element in value]
+    """A ``{"b64": s}`` leaf as bytes (outputs named ``*_bytes``, §1.4); other leaves as they are."""
     if isinstance(value, dict):
         if set(value) == {"b64"} and isinstance(value["b64"], str):
             try:
@@ -111,21 +164,7 @@ def _unwrap_b64(value: Any) -> Any:
     return value
 
 
-def _to_array(name: str, value: Any) -> np.ndarray:
-    value = _unwrap_b64(value)
-    try:
-        array = np.asarray(value)
-    except ValueError as exc:
-        raise BadResponseError(f"output {name!r} is a ragged list, not a tensor ({exc})") from exc
-    if array.dtype.kind in "USO":
-        return np.asarray(value, dtype=object)
-    if array.dtype == np.float64:
-        # TF Serving writes DT_FLOAT with %.9g (§1.4), which float32 holds exactly.
-        return array.astype(np.float32)
-    return array
-
-
-def parse_predict(body: bytes, single_output: str) -> dict[str, np.ndarray]:
+def parse_predict(body: bytes, single_output: str) -> dict[str, Tensor]:
     """A predict answer in row (``predictions``) or columnar (``outputs``) form (§1.5).
 
     One output comes without its name; it is keyed by ``single_output``. Several come
@@ -142,13 +181,13 @@ def parse_predict(body: bytes, single_output: str) -> dict[str, np.ndarray]:
             names = set(rows[0])
             if any(set(row) != names for row in rows):
                 raise BadResponseError("rows of 'predictions' name different outputs")
-            return {name: _to_array(name, [row[name] for row in rows]) for name in sorted(names)}
-        return {single_output: _to_array(single_output, rows)}
+            return {name: _to_tensor(name, [row[name] for row in rows]) for name in sorted(names)}
+        return {single_output: _to_tensor(single_output, rows)}
     if "outputs" in document:
         outputs = document["outputs"]
         if isinstance(outputs, dict) and set(outputs) != {"b64"}:
-            return {name: _to_array(name, value) for name, value in outputs.items()}
-        return {single_output: _to_array(single_output, outputs)}
+            return {name: _to_tensor(name, value) for name, value in outputs.items()}
+        return {single_output: _to_tensor(single_output, outputs)}
     raise BadResponseError(f"predict response has neither 'predictions' nor 'outputs': {_snippet(body)}")
 
 

@@ -22,8 +22,6 @@ import asyncio
 import re
 from typing import Any, Optional
 
-import numpy as np
-
 from .._config import GRPC_MAX_MESSAGE_BYTES, Headers, ModelRef, Timeout, TLSConfig
 from .._exceptions import (
     BadResponseError,
@@ -34,7 +32,7 @@ from .._exceptions import (
     error_class_for_code,
 )
 from .._models import ModelMetadata, ModelStatus
-from .base import AsyncTransport, PredictCall, SyncTransport
+from .base import AsyncTransport, PredictCall, SyncTransport, Tensor
 
 try:
     import grpc
@@ -198,7 +196,7 @@ class GrpcTransport(_GrpcSettings, SyncTransport):
             raise self._error(exc, method, timeout) from exc
         return response
 
-    def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
+    def predict(self, call: PredictCall) -> dict[str, Tensor]:
         response = self._send(PREDICT_METHOD, codec.predict_request(call), call.timeout)
         return codec.parse_predict_response(response, call.output_filter)
 
@@ -269,7 +267,7 @@ class AsyncGrpcTransport(_GrpcSettings, AsyncTransport):
             )
         return response
 
-    async def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
+    async def predict(self, call: PredictCall) -> dict[str, Tensor]:
         response = await self._send(PREDICT_METHOD, codec.predict_request(call), call.timeout)
         return codec.parse_predict_response(response, call.output_filter)
 

@@ -5,6 +5,10 @@ metadata call; the handler returns what the real transport would (a dict of arra
 :class:`ModelStatus` or a :class:`ModelMetadata`) or raises a ShixinError, exactly as a
 transport's boundary would. :func:`softmax_for` builds a model answer that decodes to
 given strings, so a handler can play a recognition model in a few lines.
+
+The handler sees the request's inputs as numpy arrays when numpy is installed (image
+files as an object array of bytes, float batches as float32), else as the numpy-free
+:class:`~.base.Tensor` the client sends.
 """
 
 from __future__ import annotations
@@ -12,17 +16,19 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Union
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal, Union
 
 from .._config import ModelRef, Timeout
+from .._exceptions import require_numpy
 from .._models import ModelMetadata, ModelStatus
 from .._spec import DEFAULT_SPEC, CaptchaSpec
-from .base import AsyncTransport, PredictCall, SyncTransport
+from .base import AsyncTransport, PredictCall, SyncTransport, Tensor, TensorLike
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Kind = Literal["predict", "status", "metadata"]
-MockAnswer = Union[dict[str, np.ndarray], ModelStatus, ModelMetadata]
+MockAnswer = Union[dict[str, TensorLike], ModelStatus, ModelMetadata]
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,21 @@ class MockRequest:
     kind: Kind
     model: ModelRef
     timeout: Timeout
-    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    inputs: dict[str, TensorLike] = field(default_factory=dict)
     output_filter: tuple[str, ...] = ()
+
+
+def _predict_request(call: PredictCall) -> MockRequest:
+    try:
+        import numpy
+    except ImportError:
+        inputs = dict(call.inputs)
+    else:
+        inputs = {
+            name: numpy.asarray(value) if isinstance(value, Tensor) else value
+            for name, value in call.inputs.items()
+        }
+    return MockRequest("predict", call.model, call.timeout, inputs, call.output_filter)
 
 
 def _request(kind: Kind, model: ModelRef, timeout: Timeout) -> MockRequest:
@@ -51,8 +70,8 @@ class MockTransport(SyncTransport):
         self.endpoint = endpoint
         self.closed = False
 
-    def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
-        request = MockRequest("predict", call.model, call.timeout, dict(call.inputs), call.output_filter)
+    def predict(self, call: PredictCall) -> dict[str, TensorLike]:
+        request = _predict_request(call)
         answer = self.handler(request)
         _expect(answer, dict, request)
         assert isinstance(answer, dict)
@@ -95,8 +114,8 @@ class AsyncMockTransport(AsyncTransport):
         _expect(answer, kind, request)
         return answer
 
-    async def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
-        request = MockRequest("predict", call.model, call.timeout, dict(call.inputs), call.output_filter)
+    async def predict(self, call: PredictCall) -> dict[str, TensorLike]:
+        request = _predict_request(call)
         answer = await self._answer(request, dict)
         assert isinstance(answer, dict)
         return answer
@@ -122,10 +141,12 @@ def softmax_for(
 
     Each character takes two frames followed by a blank frame, so repeated letters
     survive CTC's merge; the winning class gets ``confidence``, the rest share what is left.
+    Needs numpy.
     """
+    numpy = require_numpy("softmax_for")
     steps, classes = spec.time_steps, spec.num_classes
     rest = (1.0 - confidence) / (classes - 1)
-    out = np.full((len(texts), steps, classes), rest, dtype=np.float32)
+    out: np.ndarray = numpy.full((len(texts), steps, classes), rest, dtype=numpy.float32)
     out[:, :, spec.blank_index] = confidence
     for row, text in enumerate(texts):
         if 3 * len(text) > steps:

@@ -23,7 +23,6 @@ from collections.abc import Callable, Sequence
 from typing import Optional
 from urllib.parse import urlsplit
 
-import numpy as np
 import requests
 import requests.adapters
 import urllib3.exceptions
@@ -40,7 +39,7 @@ from .._models import ModelMetadata, ModelStatus
 from .._retry import parse_retry_after
 from .._spec import OUTPUT_SOFTMAX
 from . import _rest_codec as codec
-from .base import AsyncTransport, PredictCall, SyncTransport
+from .base import AsyncTransport, PredictCall, SyncTransport, Tensor
 
 logger = logging.getLogger("shixin_client")
 
@@ -145,7 +144,7 @@ class RestTransport(SyncTransport):
     def __repr__(self) -> str:
         return f"RestTransport(endpoint={self.endpoint!r}, headers={self._headers!r})"
 
-    def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
+    def predict(self, call: PredictCall) -> dict[str, Tensor]:
         body = codec.predict_body(call.model, call.inputs)
         raw = self._send("POST", lambda base: codec.predict_url(base, call.model), body, call.timeout)
         return codec.parse_predict(raw, _single_output(call))
@@ -253,7 +252,7 @@ class AsyncRestTransport(AsyncTransport):
     def __repr__(self) -> str:
         return f"AsyncRestTransport(endpoint={self.endpoint!r}, headers={self._headers!r})"
 
-    async def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
+    async def predict(self, call: PredictCall) -> dict[str, Tensor]:
         body = codec.predict_body(call.model, call.inputs)
         raw = await self._send("POST", lambda base: codec.predict_url(base, call.model), body, call.timeout)
         return codec.parse_predict(raw, _single_output(call))
