@@ -478,3 +478,23 @@ def test_one_session_serves_many_threads(serving: FakeServing) -> None:
     client.close()
     for n, texts in results.items():
         assert texts == [TEXTS[(n + i) % 3] for i in range(3)]
+
+
+def test_reused_request_templates_keep_headers_auth_and_cookies(serving: FakeServing) -> None:
+    """The sync transport prepares each URL's request once; what goes out must not change.
+
+    A sticky load balancer's cookie set on one answer is sent with the next requests.
+    """
+    url = serving.url.replace("://", "://user:pw@")
+    with ShixinClient(url, headers={"X-Tenant": "t1"}) as client:
+        first = client.recognize(IMAGES[0])
+        serving.script.append((200, b'{"model_version_status": []}', {"Set-Cookie": "lb=node7; Path=/"}))
+        client.status()
+        assert [client.recognize(IMAGES[1]), client.recognize(IMAGES[0])] == [TEXTS[1], first]
+    predicts = [headers for method, _, headers in serving.requests if method == "POST"]
+    assert len(predicts) >= 3
+    for headers in predicts:
+        assert headers["X-Tenant"] == "t1" and headers["Authorization"].startswith("Basic ")
+        assert headers["Content-Type"] == "application/json"
+    assert "lb=node7" not in predicts[0].get("Cookie", "")
+    assert all(headers.get("Cookie") == "lb=node7" for headers in predicts[-2:])

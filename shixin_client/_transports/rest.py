@@ -140,6 +140,7 @@ class RestTransport(SyncTransport):
         self._session.trust_env = False
         self._verify: str | bool = (tls.ca_file or True) if tls else True
         self._cert = (tls.cert_file, tls.key_file) if tls and tls.cert_file and tls.key_file else None
+        self._templates: dict[tuple[str, str], requests.PreparedRequest] = {}
 
     def __repr__(self) -> str:
         return f"RestTransport(endpoint={self.endpoint!r}, headers={self._headers!r})"
@@ -176,13 +177,12 @@ class RestTransport(SyncTransport):
         where = _redact(base)
         deadline = None if timeout.total is None else time.monotonic() + timeout.total
         try:
-            response = self._session.request(
-                method,
-                url,
-                data=body,
+            response = self._session.send(
+                self._prepare(method, url, body),
                 timeout=(timeout.connect, timeout.read),
                 verify=self._verify,
                 cert=self._cert,
+                proxies={},
                 allow_redirects=False,
                 stream=True,
             )
@@ -198,6 +198,23 @@ class RestTransport(SyncTransport):
             hint = parse_retry_after(response.headers.get("Retry-After"))
             raise codec.error_from_response(response.status_code, content, where, hint)
         return content
+
+    def _prepare(self, method: str, url: str, body: Optional[bytes]) -> requests.PreparedRequest:
+        """What ``Session.request`` would send, from a per-URL template: the same headers and
+        auth, a fraction of the CPU (merging session settings is a third of requests' cost).
+
+        Cookies are merged per request, so the template is only used while the session's
+        cookie jar is empty (TF Serving sets none; a sticky load balancer might).
+        """
+        template = self._templates.get((method, url))
+        if template is None or self._session.cookies:
+            prepared = self._session.prepare_request(requests.Request(method, url, data=body))
+            if not self._session.cookies:
+                self._templates[(method, url)] = prepared.copy()
+            return prepared
+        prepared = template.copy()
+        prepared.prepare_body(body, None)
+        return prepared
 
 
 def _read_body(response: requests.Response, where: str, timeout: Timeout, deadline: Optional[float]) -> bytes:
