@@ -1,6 +1,9 @@
 """shixin_client: captcha images in, plain strings out, from TensorFlow Serving or in-process.
 
-Importing this package never imports TensorFlow, gRPC or any optional extra.
+Importing this package never imports TensorFlow, gRPC, numpy or any optional extra: the
+REST and gRPC client (files, bytes or PIL images in, text out) needs only Pillow,
+requests and, for gRPC, the [grpc] extra. numpy (the [numpy] extra) is needed for float
+tensors, numpy-array inputs, beam search and softmax arrays.
 """
 
 import logging
