@@ -4,6 +4,8 @@ Rows 3 and 4 measure the client alone: this server answers every predict at once
 with the same softmax (one that decodes to :data:`TEXT`) and the ``describe`` answer,
 and records the size of every predict request it receives, as it arrived on the socket.
 Running in its own process keeps its CPU time out of the client's ``process_time``.
+REST bodies are written as TF Serving writes them (``%g``, or ``%.9g`` where six digits
+do not round-trip: tf-serving-protocol.md §1.4), not as Python's 17-digit ``repr``.
 It prints one JSON line with its addresses and serves until its standard input closes.
 """
 
@@ -24,6 +26,7 @@ from shixin_client._spec import DEFAULT_SPEC, OUTPUT_SOFTMAX, SIGNATURE_DESCRIBE
 from shixin_client._transports._grpc_codec import ndarray_to_tensor_proto
 from shixin_client._transports.local import describe_outputs
 from shixin_client._transports.mock import softmax_for
+from shixin_server._json_tensor import predict_response
 
 TEXT = "ab12"
 SIZES_PATH = "/sizes"
@@ -40,15 +43,6 @@ def answer(signature: str, rows: int) -> dict[str, np.ndarray]:
 def _record(kind: str, size: int) -> None:
     with _LOCK:
         _SIZES[kind].append(size)
-
-
-def _json_row(outputs: dict[str, np.ndarray], row: int) -> Any:
-    if len(outputs) == 1:
-        return next(iter(outputs.values()))[row].tolist()
-    return {
-        name: value[row].decode() if isinstance(value[row], bytes) else value[row].item()
-        for name, value in outputs.items()
-    }
 
 
 class _Rest(BaseHTTPRequestHandler):
@@ -76,7 +70,7 @@ class _Rest(BaseHTTPRequestHandler):
         if signature != SIGNATURE_DESCRIBE:
             _record("rest", len(body))
         outputs = answer(signature, rows)
-        self._reply(json.dumps({"predictions": [_json_row(outputs, i) for i in range(rows)]}).encode())
+        self._reply(predict_response(outputs, row_format=True))
 
 
 def _predict(raw: bytes, context: grpc.ServicerContext) -> bytes:
