@@ -2,7 +2,8 @@
 
 This is how the original project called TensorFlow Serving, kept working so existing
 callers can switch step by step. Each image travels as a [70, 160, 1] float tensor
-(about 113 KB of JSON); the SDK examples send the file itself (about 4 KB) instead.
+(about 113 KB of JSON); the SDK examples send the thresholded picture as a 1-bit PNG
+(about 450 bytes) instead.
 
 Run, with a model served on localhost (e.g. ``shixin serve --model_name=shixin
 --model_base_path=$PWD/models/shixin --port=8500 --rest_api_port=8501``)::
@@ -21,13 +22,16 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from shixin_client import DEFAULT_SPEC, server_from_env
-
 # The SDK's own preprocessing and CTC decoder, so this flow reads exactly what the
 # model was trained on; greedy decoding here gives what keras.backend.ctc_decode gives.
-from shixin_client._decode import to_predictions
-from shixin_client._images import preprocess
-from shixin_client._spec import DEFAULT_MODEL_NAME, DEFAULT_REST_PORT
+from shixin_client import (
+    DEFAULT_MODEL_NAME,
+    DEFAULT_REST_PORT,
+    DEFAULT_SPEC,
+    decode_softmax,
+    preprocess,
+    server_from_env,
+)
 from shixin_client.cli import IMAGE_SUFFIXES
 
 CAPTCHAS = Path(__file__).resolve().parent / "captchas"
@@ -58,7 +62,7 @@ def main() -> None:
         if not response.ok:  # TF Serving explains itself in {"error": "..."}
             raise SystemExit(f"error: {url}: HTTP {response.status_code}: {response.text}")
         softmax = np.asarray(response.json()["predictions"], dtype=np.float32)  # [N, 40, 37]
-        for path, prediction in zip(chunk, to_predictions(softmax, DEFAULT_SPEC), strict=True):
+        for path, prediction in zip(chunk, decode_softmax(softmax, DEFAULT_SPEC), strict=True):
             print(f"{path.name}\t{prediction.text}")
 
 

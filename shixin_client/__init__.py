@@ -10,6 +10,7 @@ import logging
 
 from ._client import AsyncShixinClient, ShixinClient
 from ._config import Headers, ModelRef, RetryPolicy, Timeout, TLSConfig, server_from_env
+from ._decode import to_predictions as decode_softmax
 from ._exceptions import (
     BadResponseError,
     InvalidInputError,
@@ -22,9 +23,9 @@ from ._exceptions import (
     ShixinError,
     ShixinTimeoutError,
 )
-from ._images import ImageLimits
+from ._images import ImageLimits, preprocess
 from ._models import ModelMetadata, ModelStatus, Prediction, SignatureInfo, TensorInfo, VersionStatus
-from ._spec import DEFAULT_SPEC, CaptchaSpec
+from ._spec import DEFAULT_GRPC_PORT, DEFAULT_MODEL_NAME, DEFAULT_REST_PORT, DEFAULT_SPEC, CaptchaSpec
 from ._transports.mock import AsyncMockTransport, MockRequest, MockTransport
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
@@ -35,6 +36,9 @@ __all__ = [
     "AsyncShixinClient",
     "BadResponseError",
     "CaptchaSpec",
+    "DEFAULT_GRPC_PORT",
+    "DEFAULT_MODEL_NAME",
+    "DEFAULT_REST_PORT",
     "DEFAULT_SPEC",
     "Headers",
     "ImageLimits",
@@ -61,6 +65,8 @@ __all__ = [
     "TensorInfo",
     "Timeout",
     "VersionStatus",
+    "decode_softmax",
+    "preprocess",
     "__version__",
     "server_from_env",
 ]

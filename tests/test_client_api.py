@@ -401,3 +401,18 @@ def test_missing_extras_name_the_pip_command(
         monkeypatch.delattr(sys.modules[parent], child, raising=False)
     with pytest.raises(MissingDependencyError, match=rf"pip install 'shixin-client\[{extra}\]'"):
         build()
+
+
+def test_public_preprocess_and_decode_serve_callers_with_their_own_transport() -> None:
+    """The raw-protocol example builds its own requests from these two functions."""
+    import shixin_client
+
+    picture = Image.new("RGB", (320, 140), "white")
+    picture.paste((0, 0, 0), (40, 40, 280, 100))
+    tensor = shixin_client.preprocess(picture)
+    assert tensor.shape == (70, 160, 1) and tensor.dtype == np.float32
+    assert set(np.unique(tensor)) == {0.0, 1.0}
+    predictions = shixin_client.decode_softmax(softmax_for(["ab12", "7xyz"], DEFAULT_SPEC), DEFAULT_SPEC)
+    assert [p.text for p in predictions] == ["ab12", "7xyz"]
+    assert shixin_client.DEFAULT_REST_PORT == 8501 and shixin_client.DEFAULT_GRPC_PORT == 8500
+    assert shixin_client.DEFAULT_MODEL_NAME == "shixin"
