@@ -25,6 +25,7 @@ class Batch:
     labels: np.ndarray  # int32 [N, label_length] class ids
     texts: list[str]  # lowercase labels
     styles: list[str]
+    wide: list[bool]  # which images wide mode drew (the rest use Patchca's own ranges)
 
 
 def encode_label(text: str, spec: CaptchaSpec = DEFAULT_SPEC) -> list[int]:
@@ -43,7 +44,7 @@ def render(
     """Images ``start .. start+count`` of ``seed``; ``augment`` perturbs some (training only)."""
     images = np.empty((count, spec.height, spec.width, 1), dtype=np.uint8)
     labels = np.empty((count, spec.label_length), dtype=np.int32)
-    texts, styles = [], []
+    texts, styles, wide = [], [], []
     for i in range(count):
         captcha = captcha_at(seed, start + i)
         picture = captcha.image
@@ -53,7 +54,8 @@ def render(
         labels[i] = encode_label(captcha.label, spec)
         texts.append(captcha.label)
         styles.append(captcha.style)
-    return Batch(images, labels, texts, styles)
+        wide.append(captcha.wide)
+    return Batch(images, labels, texts, styles, wide)
 
 
 def _render_chunk(args: tuple[int, int, int, bool]) -> Batch:
@@ -76,6 +78,7 @@ def render_parallel(
         np.concatenate([p.labels for p in parts]),
         [t for p in parts for t in p.texts],
         [s for p in parts for s in p.styles],
+        [w for p in parts for w in p.wide],
     )
 
 

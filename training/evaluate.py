@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -28,6 +29,8 @@ REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 #: Seeded variants of each raw real sample per perturbation kind; a seed of its own.
 PERTURBED_VARIANTS = 25
 PERTURB_SEED = 900003
+#: The generator draws half the captchas each way (training/generator.py).
+MODE_NOTES = {"faithful": "Patchca's own ranges, as the site draws", "wide": "stretched ranges"}
 
 
 def decode(softmax: np.ndarray, spec: CaptchaSpec = DEFAULT_SPEC) -> list[str]:
@@ -73,6 +76,11 @@ def evaluate(model, seed: int, count: int, spec: CaptchaSpec = DEFAULT_SPEC, wor
         "exact_match": float(np.mean(hits)),
         "char_accuracy": chars / total,
         "by_style": by_style,
+        "by_mode": {
+            mode: float(np.mean([h for h, w in zip(hits, batch.wide, strict=True) if w == (mode == "wide")]))
+            for mode in ("faithful", "wide")
+            if (mode == "wide") in batch.wide
+        },
         "confusions": [{"true": a, "read": b, "count": n} for (a, b), n in confusions.most_common(15)],
         "real_samples": real,
     }
@@ -114,6 +122,10 @@ def write_report(report: dict, out: Path, command: str) -> None:  # type: ignore
         f"- Exact match (ignoring case): **{report['exact_match']:.4%}** on {report['count']} fresh captchas "
         f"(seed {report['seed']}, never used in training)",
         f"- Per-character accuracy: {report['char_accuracy']:.4%}",
+        "",
+        "| generator mode | exact match |",
+        "|---|---|",
+        *[f"| {mode} ({MODE_NOTES[mode]}) | {v:.4%} |" for mode, v in report.get("by_mode", {}).items()],
         "",
         "| style | exact match |",
         "|---|---|",
@@ -177,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     report = evaluate(keras.models.load_model(args.model), args.seed, args.count, workers=args.workers)
-    write_report(report, args.out, command="python -m training.evaluate " + " ".join(argv or []))
+    given = sys.argv[1:] if argv is None else argv
+    write_report(report, args.out, command="python -m training.evaluate " + " ".join(given))
     print(json.dumps({k: report[k] for k in ("exact_match", "char_accuracy", "by_style")}, indent=1))
     return 0
 

@@ -53,6 +53,7 @@ class Captcha:
     image: Image.Image  # RGBA 160x70, opaque, like the site's PNGs
     text: str  # as drawn, mixed case
     style: str
+    wide: bool = False  # drawn with wide mode's ranges rather than Patchca's own
 
     @property
     def label(self) -> str:
@@ -311,7 +312,7 @@ def render_captcha(
         if pre is not None:
             pixels = pre(pixels, rng, strength)
         pixels = _ripple(pixels, rng, strength)
-    return Captcha(Image.fromarray(pixels.astype(np.uint8), "RGB").convert("RGBA"), text, style)
+    return Captcha(Image.fromarray(pixels.astype(np.uint8), "RGB").convert("RGBA"), text, style, wide)
 
 
 def captcha_at(seed: int, index: int, **kwargs: object) -> Captcha:

@@ -64,3 +64,10 @@ def test_cli_writes_reference_named_files(tmp_path):
         assert hashlib.md5(path.read_bytes()).hexdigest() == match.group(2)
     expected = sorted(c.label for c in generate(seed=2, count=5))
     assert sorted(p.name[:4] for p in files) == expected
+
+
+def test_each_captcha_says_which_mode_drew_it_and_the_modes_are_mixed():
+    assert render_captcha(np.random.default_rng(1), wide=True).wide
+    assert not render_captcha(np.random.default_rng(1), wide=False).wide
+    modes = [c.wide for c in generate(seed=12, count=100)]
+    assert 25 < sum(modes) < 75

@@ -22,6 +22,7 @@ def test_tiny_run_loss_falls_and_writes_its_artifacts(tmp_path):
     assert set(report["by_style"]) <= {"curves", "diffuse", "marble", "wobble", "double_ripple"}
     assert len(report["real_samples"]) == 4
     assert set(report["real_perturbed"]) == set(KINDS)
+    assert set(report["by_mode"]) <= {"faithful", "wide"} and report["by_mode"]
     assert all(0.0 <= v <= 1.0 for v in report["real_perturbed"].values())
     assert "| rotate |" in (out / "report.md").read_text()
     # Resume continues from the saved epoch instead of starting again.
