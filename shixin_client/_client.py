@@ -533,15 +533,22 @@ class ShixinClient(_BaseClient):
         )
 
     @classmethod
-    def local(cls, model_path: Optional[Path] = None, **options: Unpack[ClientOptions]) -> ShixinClient:
+    def local(
+        cls,
+        model_path: Optional[Path] = None,
+        *,
+        threads: Optional[int] = None,
+        **options: Unpack[ClientOptions],
+    ) -> ShixinClient:
         """A client on the embedded LiteRT model (the ``[local]`` extra): no server, no network.
 
         It sends float tensors by default: with no wire to save, encoding each picture as
-        a PNG only for the transport to decode it again would double the work.
+        a PNG only for the transport to decode it again would double the work. ``threads``
+        is LiteRT's thread count (default: every core, up to 4).
         """
         from ._transports.local import LocalTransport
 
-        return cls(transport=LocalTransport(model_path), float_input=True)._copy_with(options)
+        return cls(transport=LocalTransport(model_path, threads), float_input=True)._copy_with(options)
 
     def with_options(self, **changes: Unpack[ClientOptions]) -> ShixinClient:
         """A copy with some options changed, sharing this client's connections, budget and specs."""
@@ -753,11 +760,17 @@ class AsyncShixinClient(_BaseClient):
         )
 
     @classmethod
-    def local(cls, model_path: Optional[Path] = None, **options: Unpack[ClientOptions]) -> AsyncShixinClient:
+    def local(
+        cls,
+        model_path: Optional[Path] = None,
+        *,
+        threads: Optional[int] = None,
+        **options: Unpack[ClientOptions],
+    ) -> AsyncShixinClient:
         """The embedded model; each inference runs in a worker thread, off the event loop."""
         from ._transports.local import LocalTransport, ThreadedAsyncTransport
 
-        transport = ThreadedAsyncTransport(LocalTransport(model_path))
+        transport = ThreadedAsyncTransport(LocalTransport(model_path, threads))
         return cls(transport=transport, float_input=True)._copy_with(options)
 
     def with_options(self, **changes: Unpack[ClientOptions]) -> AsyncShixinClient:

@@ -76,6 +76,9 @@ def test_clients_on_the_embedded_model(
     with ShixinClient.local(path) as client:
         assert client.spec == DEFAULT_SPEC
         assert client.recognize_many(paths) == expected
+        # One LiteRT thread or several: the same strings.
+        with ShixinClient.local(path, threads=1) as single:
+            assert single.recognize_many(paths) == expected
         assert client.recognize_many(paths, float_input=False) == expected  # the bytes path too
         assert client.ready() and client.metadata().signature(SIGNATURE_FLOAT) is not None
 
@@ -101,6 +104,10 @@ def test_local_refuses_bad_calls(embedded: tuple[Any, Path]) -> None:
         transport.predict(unknown)
     empty = PredictCall(ModelRef(), {INPUT_FLOAT: np.zeros((0, 70, 160, 1), np.float32)}, Timeout())
     assert transport.predict(empty)[OUTPUT_SOFTMAX].shape == (0, 40, 37)
+    assert 1 <= transport.threads <= 4
+    for bad in (0, -2, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads must be a positive int"):
+            LocalTransport(embedded[1], threads=bad)  # type: ignore[arg-type]
 
 
 def test_missing_litert_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
