@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._limits import LIMITS
 from ._results import MISS, PASS, Row
 
 COLUMNS = ("Row", "What", "Ours", "Baseline", "Ratio", "Target", "Verdict")
@@ -130,6 +131,10 @@ def write_markdown(path: Path, chart: Path, meta: dict[str, Any], rows: Sequence
         "|" + "|".join("---" for _ in COLUMNS) + "|",
     ]
     lines += ["| " + " | ".join(_md_cell(cell) for cell in cells(row)) + " |" for row in rows]
+    missed = [row for row in rows if row.verdict == MISS]
+    if missed:
+        lines += ["", "## Where a target is missed", ""]
+        lines += [f"- **{row.id} {row.title}**: {LIMITS.get(row.id, 'not analysed yet')}." for row in missed]
     lines += ["", "## What each row compares", ""]
     for row in rows:
         detail = f"- **{row.id} {row.title}**: {row.compares}."

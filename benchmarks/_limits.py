@@ -1,0 +1,45 @@
+"""What holds back each row that can miss its target, and what would close it.
+
+Printed under the table of docs/benchmarks.md for the rows that missed in that run, so
+a reader sees the cause beside the figure; written from profiles of these rows on the
+2-core benchmark machine (update the text when a change moves the cause).
+"""
+
+from __future__ import annotations
+
+LIMITS: dict[str, str] = {
+    "4a": (
+        "About 2.6-2.9 ms of client CPU per REST call, against 1.1-1.4 ms over gRPC. The rest is "
+        "requests/urllib3 (about 0.9 ms of Python per call, and urllib3 sends headers and body in two "
+        "writes, each paying the loopback's kernel time), `json.loads` of the 40 x 37 softmax and about "
+        "0.35 ms of decoding and thresholding the picture. The ratio sits at 0.100-0.104 across runs. "
+        "Closing it needs a leaner HTTP stack (one write per request, no per-call session merging); "
+        "the gRPC client already meets the target with room"
+    ),
+    "5a": (
+        "One image per call: client encode/decode and the server's Python request handling are added "
+        "to the model call the baseline makes, on the same 2 cores"
+    ),
+    "5b": "As 5a, plus the REST client's extra CPU (row 4a)",
+    "6a": (
+        "Two CPU cores are shared by 8 client threads (1-3 ms of Python each per request), the local "
+        "server's per-request Python (parsing, batching, response) and the model, while the in-process "
+        "baseline gives both cores to the model alone. Closing it needs what production has: TF Serving "
+        "(C++) on its own cores, clients elsewhere; or callers sending batches (`recognize_many`) so the "
+        "per-request costs are shared by many images"
+    ),
+    "6b": "As 6a, with the REST client's extra CPU per request (row 4a)",
+    "7a": (
+        "numpy's argmax over the 37-wide class axis of 378,880 floats is 0.7 of the 0.75 ms; ten times "
+        "faster than Keras (0.22 ms) is below that floor. It would take a compiled kernel (a C extension "
+        "or numba), which the light client does not carry; the decoder's Python part is already only "
+        "the merge of 256 short rows"
+    ),
+    "8a": (
+        "At batch 1 LiteRT runs the two bidirectional GRUs unrolled: 2,976 small ops per image, about "
+        "4 ms on 2 threads. 1/5 of ddddocr needs about 1.5 ms, which takes a recurrent-free sequence head "
+        "(1-D convolutions over the 40 steps) or a fused GRU kernel, and so retraining. Batched (row 8b) "
+        "the ops are shared by the batch and the target is met"
+    ),
+    "8b": "As 8a: per-op overhead; larger batches amortise it",
+}
