@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from shixin_client._transports._rest_codec import json_shape
+
 from ._status import ServingError, invalid_argument
 
 # TF's DataType enum values (tensorflow/core/framework/types.proto) and DataTypeString names.
@@ -286,13 +288,7 @@ def json_to_array(value: Any, dtype: int) -> np.ndarray:
             "UNIMPLEMENTED",
             f"Conversion of JSON Value: {json_debug_string(value)} to type: {dtype_name(dtype)}",
         )
-    shape: list[int] = []
-    probe = value
-    while isinstance(probe, list):
-        shape.append(len(probe))
-        if not probe:
-            break
-        probe = probe[0]
+    shape = json_shape(value)
     flat: list[Any] = []
     _flatten(value, shape, 0, dtype, flat)
     array = np.array(flat, dtype=NUMPY_BY_DTYPE[dtype])

@@ -108,13 +108,8 @@ def _snippet(body: bytes) -> str:
     return repr(text + ("..." if len(body) > SNIPPET_CHARS else ""))
 
 
-def _to_tensor(name: str, value: Any) -> Tensor:
-    """Nested JSON lists -> a Tensor, as ``numpy.asarray`` would read them (§1.4, §1.5).
-
-    Numbers give float32 (TF Serving writes DT_FLOAT with %.9g, which float32 holds
-    exactly) or int64 when all are integers; ``{"b64": s}`` leaves (outputs named
-    ``*_bytes``) give bytes, and other strings stay as they are (DT_STRING).
-    """
+def json_shape(value: Any) -> list[int]:
+    """The shape a nested JSON list claims, read down its first elements (raggedness is checked later)."""
     shape: list[int] = []
     probe = value
     while isinstance(probe, list):
@@ -122,6 +117,17 @@ def _to_tensor(name: str, value: Any) -> Tensor:
         if not probe:
             break
         probe = probe[0]
+    return shape
+
+
+def _to_tensor(name: str, value: Any) -> Tensor:
+    """Nested JSON lists -> a Tensor, as ``numpy.asarray`` would read them (§1.4, §1.5).
+
+    Numbers give float32 (TF Serving writes DT_FLOAT with %.9g, which float32 holds
+    exactly) or int64 when all are integers; ``{"b64": s}`` leaves (outputs named
+    ``*_bytes``) give bytes, and other strings stay as they are (DT_STRING).
+    """
+    shape = json_shape(value)
     leaves = [value]
     for size in shape:
         if not all(type(item) is list and len(item) == size for item in leaves):
