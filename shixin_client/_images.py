@@ -229,10 +229,20 @@ def _math(expression: Callable[[dict[str, Any]], Any], **images: Image.Image) ->
     return result
 
 
-def _gray_f(r: Image.Image, g: Image.Image, b: Image.Image) -> Image.Image:
-    """The reference gray of three "F" bands: ``(r*0.299 + g*0.587) + b*0.114`` in float32."""
+def _weighted_gray(r: Any, g: Any, b: Any) -> Any:
+    """The reference gray ``(r*0.299 + g*0.587) + b*0.114`` of ImageMath float32 operands."""
     w0, w1, w2 = GRAY_WEIGHTS
-    return _math(lambda e: e["r"] * w0 + e["g"] * w1 + e["b"] * w2, r=r, g=g, b=b)
+    return r * w0 + g * w1 + b * w2
+
+
+def _on_white(colour: Any, opacity: Any) -> Any:
+    """One ImageMath float32 band composited on white: ``c*opacity + 255*(1 - opacity)``."""
+    return colour * opacity + 255.0 * (1.0 - opacity)
+
+
+def _gray_f(r: Image.Image, g: Image.Image, b: Image.Image) -> Image.Image:
+    """The reference gray of three "F" bands, in float32."""
+    return _math(lambda e: _weighted_gray(e["r"], e["g"], e["b"]), r=r, g=g, b=b)
 
 
 @lru_cache(maxsize=1)
@@ -251,16 +261,14 @@ def _spread(*bands: Image.Image) -> float:
 
 
 def _composite_gray(e: dict[str, Any]) -> Any:
-    """ImageMath: the gray of "F" bands r, g, b, a composited on white, all in float32."""
+    """ImageMath: the gray of "F" bands r, g, b, a composited on white, as one expression."""
     opacity = e["a"] / 255.0
-    white = 255.0 * (1.0 - opacity)
-    w0, w1, w2 = GRAY_WEIGHTS
-    return (e["r"] * opacity + white) * w0 + (e["g"] * opacity + white) * w1 + (e["b"] * opacity + white) * w2
+    return _weighted_gray(*(_on_white(e[name], opacity) for name in "rgb"))
 
 
 def _composite(band: Image.Image, alpha: Image.Image) -> Image.Image:
-    """One "F" band composited on white: ``c*(a/255) + 255*(1 - a/255)``."""
-    return _math(lambda e: e["c"] * (e["a"] / 255.0) + 255.0 * (1.0 - e["a"] / 255.0), c=band, a=alpha)
+    """One "F" band composited on white."""
+    return _math(lambda e: _on_white(e["c"], e["a"] / 255.0), c=band, a=alpha)
 
 
 def _gray(picture: Image.Image) -> tuple[Image.Image, float]:
@@ -301,11 +309,7 @@ def _gray(picture: Image.Image) -> tuple[Image.Image, float]:
 def _threshold(gray: Image.Image) -> Image.Image:
     """Mode "1": set where gray > the mean gray (float64, exactly numpy's uint8 ``mean``)."""
     total = sum(map(operator.mul, range(256), gray.histogram()))
-    return gray.point(_threshold_table(total / (gray.width * gray.height)), "1")
-
-
-def _threshold_table(mean: float) -> list[int]:
-    return _table_above(math.floor(mean))
+    return gray.point(_table_above(math.floor(total / (gray.width * gray.height))), "1")
 
 
 @lru_cache(maxsize=256)
