@@ -174,9 +174,9 @@ class Context:
         """The reference-sized ``seed`` preset and the file its weights came from (None: untrained)."""
         import keras
 
-        path = PRESET_RUNS / "seed" / "best.keras"
-        if path.is_file():
-            return keras.models.load_model(path, compile=False), path
+        trained = _preset_run("seed")
+        if trained is not None:
+            return trained
         from training.model import build_model
 
         keras.utils.set_random_seed(0)
@@ -185,10 +185,7 @@ class Context:
     @cached_property
     def default_equal_budget(self) -> tuple[Any, Path] | None:
         """The ``default`` preset trained with the seed preset's command and budget, if it was."""
-        import keras
-
-        path = PRESET_RUNS / "default" / "best.keras"
-        return (keras.models.load_model(path, compile=False), path) if path.is_file() else None
+        return _preset_run("default")
 
     @cached_property
     def model_dir(self) -> Path:
@@ -214,3 +211,11 @@ class Context:
         from export.tflite import write_embedded
 
         return write_embedded(self.keras_model, self.tmp / "embedded" / "shixin.tflite")
+
+
+def _preset_run(preset: str) -> tuple[Any, Path] | None:
+    """The best model of ``runs/presets/<preset>`` and its path, if that run exists."""
+    import keras
+
+    path = PRESET_RUNS / preset / "best.keras"
+    return (keras.models.load_model(path, compile=False), path) if path.is_file() else None

@@ -59,10 +59,6 @@ def evaluate(model, seed: int, count: int, spec: CaptchaSpec = DEFAULT_SPEC, wor
                     confusions[(a, b)] += 1
         else:
             confusions[(truth, guess or "<empty>")] += 1
-    by_style = {
-        style: float(np.mean([h for h, s in zip(hits, batch.styles, strict=True) if s == style]))
-        for style in sorted(set(batch.styles))
-    }
     real = []
     for path, label in real_samples():
         text = decode(model.predict(preprocess(path, spec)[None], verbose=0), spec)[0]
@@ -75,14 +71,18 @@ def evaluate(model, seed: int, count: int, spec: CaptchaSpec = DEFAULT_SPEC, wor
         "real_perturbed": real_perturbed(model, spec),
         "exact_match": float(np.mean(hits)),
         "char_accuracy": chars / total,
-        "by_style": by_style,
-        "by_mode": {
-            mode: float(np.mean([h for h, w in zip(hits, batch.wide, strict=True) if w == (mode == "wide")]))
-            for mode in ("faithful", "wide")
-            if (mode == "wide") in batch.wide
-        },
+        "by_style": _accuracy_by(hits, batch.styles),
+        "by_mode": _accuracy_by(hits, ["wide" if wide else "faithful" for wide in batch.wide]),
         "confusions": [{"true": a, "read": b, "count": n} for (a, b), n in confusions.most_common(15)],
         "real_samples": real,
+    }
+
+
+def _accuracy_by(hits: list[bool], groups: list[str]) -> dict[str, float]:
+    """Exact match per group (style, generator mode), groups in sorted order."""
+    return {
+        group: float(np.mean([h for h, g in zip(hits, groups, strict=True) if g == group]))
+        for group in sorted(set(groups))
     }
 
 
