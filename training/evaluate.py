@@ -92,19 +92,22 @@ def real_perturbed(model, spec: CaptchaSpec = DEFAULT_SPEC, folder: Path = REAL_
     Two real captchas are too few to show how a model generalises; their perturbed
     variants show whether it reads them only as drawn or also slightly otherwise.
     """
-    samples = [(path, label) for path, label in real_samples(folder) if path.parent.name == "origin"]
+    samples = [
+        (Image.open(path).convert("RGB"), label)
+        for path, label in real_samples(folder)
+        if path.parent.name == "origin"
+    ]
     if not samples:
         return {}
+    labels = [label for _, label in samples for _ in range(PERTURBED_VARIANTS)]
     scores = {}
     for kind in KINDS:
         rng = np.random.default_rng([PERTURB_SEED, KINDS.index(kind)])
-        images, labels = [], []
-        for path, label in samples:
-            with Image.open(path) as original:
-                original.load()
-                for _ in range(PERTURBED_VARIANTS):
-                    images.append(preprocess(perturb(original, kind, rng), spec))
-                    labels.append(label)
+        images = [
+            preprocess(perturb(original, kind, rng), spec)
+            for original, _ in samples
+            for _ in range(PERTURBED_VARIANTS)
+        ]
         texts = decode(model.predict(np.stack(images), batch_size=256, verbose=0), spec)
         scores[kind] = float(np.mean([t == y for t, y in zip(texts, labels, strict=True)]))
     return scores
