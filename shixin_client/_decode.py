@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ._exceptions import BadResponseError, require_numpy
@@ -303,19 +304,24 @@ def to_predictions(
 ) -> list[Prediction]:
     """Softmax rows to Predictions: greedy by default, beam search when ``beam_width`` is set.
 
-    A decoded path longer than ``spec.label_length`` loses its least probable characters
-    until it fits: the reference model sometimes emits an extra trailing character, and
-    every captcha has exactly ``label_length``. Shorter paths are returned as they are,
-    never padded. ``confidence`` is the product of the kept characters' probabilities
-    (0.0 when nothing was recognised). A :class:`Tensor` is decoded greedily without
-    numpy; beam search and ``keep_softmax`` need numpy.
+    Every captcha has exactly ``spec.label_length`` characters, so a non-empty decoded
+    path of any other length is certainly wrong (the reference model sometimes emitted an extra
+    trailing character; ours sometimes merges two). Such a row is decoded again as the
+    most probable frame-by-frame alignment that has exactly ``label_length`` characters
+    (:func:`_exact_length_alignment`); a path that already has the right length is kept,
+    and greedy's path is then that alignment anyway. Only when no such alignment exists
+    (too few frames, or NaN in the row) does a longer path lose its least probable
+    characters, and a shorter one stay as it is, never padded. ``confidence`` is the
+    product of the kept characters' probabilities (0.0 when nothing was recognised).
+    A :class:`Tensor` is decoded greedily without numpy; beam search and
+    ``keep_softmax`` need numpy.
     """
     if isinstance(softmax, Tensor):
         _check_promised(softmax.shape, spec)
         if beam_width is None and not keep_softmax:
             return [
-                _prediction(spec, path, probabilities, None)
-                for path, probabilities in _greedy_python(softmax, spec.blank_index)
+                _prediction(spec, *_fit_length(spec, path, probabilities, softmax, row), None)
+                for row, (path, probabilities) in enumerate(_greedy_python(softmax, spec.blank_index))
             ]
         feature = (
             "beam search (beam_width)" if beam_width is not None else "softmax arrays (with_softmax=True)"
@@ -334,9 +340,92 @@ def to_predictions(
             for row, path in zip(array, paths, strict=True)
         ]
     return [
-        _prediction(spec, path, probabilities, row.copy() if keep_softmax else None)
-        for row, path, probabilities in zip(array, paths, char_probabilities, strict=True)
+        _prediction(
+            spec,
+            *_fit_length(spec, path, probabilities, array, index),
+            array[index].copy() if keep_softmax else None,
+        )
+        for index, (path, probabilities) in enumerate(zip(paths, char_probabilities, strict=True))
     ]
+
+
+def _fit_length(
+    spec: CaptchaSpec, path: list[int], probabilities: list[float], softmax: Softmax, row: int
+) -> tuple[list[int], list[float]]:
+    """``path`` when it has ``label_length`` characters, else the best alignment that has.
+
+    An empty path stays empty: a row with no character at all is not a misread captcha,
+    and four guessed characters would hide that.
+    """
+    if len(path) in (0, spec.label_length):
+        return path, probabilities
+    if isinstance(softmax, Tensor):
+        steps, classes = softmax.shape[1], softmax.shape[2]
+        start = row * steps * classes
+        frames = [softmax.values[start + t * classes : start + (t + 1) * classes] for t in range(steps)]
+    else:
+        frames = softmax[row].tolist()
+    fitted = _exact_length_alignment(frames, spec.blank_index, spec.label_length)
+    return fitted if fitted is not None else (path, probabilities)
+
+
+def _exact_length_alignment(
+    frames: Sequence[Sequence[float]], blank: int, length: int
+) -> Optional[tuple[list[int], list[float]]]:
+    """The most probable single alignment (one class per frame) whose collapsed path has
+    exactly ``length`` labels, as (path, each label's best probability over its frames).
+
+    Greedy decoding is the most probable alignment of any length, so this is the same
+    criterion with the length known. A Viterbi pass over (labels so far, class of the
+    last frame): a frame repeats the last class (same label), is blank, or starts the
+    next label with a different class. ``None`` when no alignment fits or a frame has NaN.
+    """
+    classes = len(frames[0])
+    # score[k][c]: best log-probability so far with k labels, the last frame being class c.
+    score = [[-math.inf] * classes for _ in range(length + 1)]
+    score[0][blank] = 0.0
+    steps: list[list[list[tuple[int, int]]]] = []
+    for frame in frames:
+        if any(math.isnan(p) for p in frame):
+            return None
+        log_p = [math.log(p) if p > 0 else -math.inf for p in frame]
+        new = [[-math.inf] * classes for _ in range(length + 1)]
+        came_from = [[(0, 0)] * classes for _ in range(length + 1)]
+        for k, row in enumerate(score):
+            top = max(range(classes), key=row.__getitem__)
+            new[k][blank], came_from[k][blank] = row[top] + log_p[blank], (k, top)
+            # The best previous class for a new label is the best one that differs from it.
+            ranked = sorted(range(classes), key=score[k - 1].__getitem__, reverse=True)[:2] if k else []
+            for c in range(classes):
+                if c == blank:
+                    continue
+                best, source = row[c], (k, c)
+                if ranked:
+                    before = ranked[0] if ranked[0] != c else ranked[1]
+                    if score[k - 1][before] > best:
+                        best, source = score[k - 1][before], (k - 1, before)
+                new[k][c], came_from[k][c] = best + log_p[c], source
+        score = new
+        steps.append(came_from)
+    last = max(range(classes), key=score[length].__getitem__)
+    if score[length][last] == -math.inf:
+        return None
+    alignment = []
+    k, c = length, last
+    for came_from in reversed(steps):
+        alignment.append(c)
+        k, c = came_from[k][c]
+    path: list[int] = []
+    probabilities: list[float] = []
+    previous = blank
+    for frame, c in zip(frames, reversed(alignment), strict=True):
+        if c != blank and c != previous:
+            path.append(c)
+            probabilities.append(frame[c])
+        elif c != blank:
+            probabilities[-1] = max(probabilities[-1], frame[c])
+        previous = c
+    return path, probabilities
 
 
 def _check_promised(shape: tuple[int, ...], spec: CaptchaSpec) -> None:

@@ -8,6 +8,7 @@ last; it is given float64 log-probabilities, the log of the same softmax we deco
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -131,12 +132,12 @@ def test_confidence_is_the_product_of_the_characters_probabilities():
 
 
 def test_a_character_takes_its_best_frame():
-    softmax = _path_softmax("-aaa-")
+    softmax = _path_softmax("-aaa-b-c-d-")
     softmax[0, 2, DEFAULT_SPEC.char_to_class("a")] = 0.99
     for beam_width in (None, 4):
         assert to_predictions(softmax, DEFAULT_SPEC, beam_width=beam_width)[
             0
-        ].char_probabilities == pytest.approx((0.99,))
+        ].char_probabilities == pytest.approx((0.99, 0.9, 0.9, 0.9))
 
 
 def test_a_path_longer_than_the_label_drops_its_least_probable_characters():
@@ -149,12 +150,41 @@ def test_a_path_longer_than_the_label_drops_its_least_probable_characters():
         assert prediction.confidence == pytest.approx(0.9**4)
 
 
-def test_short_paths_are_never_padded_and_empty_ones_have_no_confidence():
-    short, empty = to_predictions(
-        np.concatenate([_path_softmax("-x-y-"), _path_softmax("-----")]), DEFAULT_SPEC
-    )
+def test_a_merged_double_letter_is_split_by_its_least_sure_frame():
+    # Greedy reads "abc": the model ran the two a's together. The best alignment with
+    # four characters puts a blank on the frame least sure of "a".
+    softmax = _path_softmax("-aaaa-b-c-")
+    softmax[0, 3, BLANK_INDEX] = 0.3
+    assert greedy_decode(softmax, BLANK_INDEX) == [[DEFAULT_SPEC.char_to_class(c) for c in "abc"]]
+    for beam_width in (None, 4):
+        (prediction,) = to_predictions(softmax, DEFAULT_SPEC, beam_width=beam_width)
+        assert prediction.text == "aabc"
+        assert prediction.char_probabilities == pytest.approx((0.9, 0.9, 0.9, 0.9))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_exact_length_alignment_is_the_best_one_by_brute_force(seed: int) -> None:
+    spec = CaptchaSpec(charset="abc", blank_index=1, label_length=3)
+    softmax = _random(seed, 1, scale=2.0, steps=6, classes=4)
+    best: dict[tuple[int, ...], float] = {}
+    for alignment in itertools.product(range(4), repeat=6):
+        collapsed = [c for i, c in enumerate(alignment) if c != 1 and (i == 0 or alignment[i - 1] != c)]
+        if len(collapsed) == 3:
+            score = float(np.prod(softmax[0, np.arange(6), alignment]))
+            best[tuple(collapsed)] = max(best.get(tuple(collapsed), 0.0), score)
+    want = max(best, key=best.__getitem__)
+    (prediction,) = to_predictions(softmax, spec)
+    assert prediction.text == "".join(spec.class_to_char(c) for c in want)
+    assert len(prediction.char_probabilities) == 3
+
+
+def test_rows_that_cannot_hold_the_label_or_hold_nothing_are_not_padded():
+    short, empty = to_predictions(np.concatenate([_path_softmax("x-y"), _path_softmax("---")]), DEFAULT_SPEC)
     assert (short.text, len(short.char_probabilities)) == ("xy", 2)
     assert (empty.text, empty.confidence, empty.char_probabilities) == ("", 0.0, ())
+    nan = _path_softmax("-x-y-z-")
+    nan[0, 1, DEFAULT_SPEC.char_to_class("x")] = np.nan
+    assert to_predictions(nan, DEFAULT_SPEC)[0].text == "xyz"
 
 
 def test_the_spec_decides_blank_charset_and_length():
