@@ -10,6 +10,7 @@ Run, with a model served on localhost (e.g. ``shixin serve --model_name=shixin
 
     python examples/rest_requests.py [--server http://localhost:8501] [FOLDER]
 
+Needs ``requests`` (``pip install requests``; the SDK itself does not).
 The URL comes from ``--server``, else ``$SHIXIN_SERVER``, else http://localhost:8501.
 Prints one ``file<TAB>text`` line per captcha in FOLDER (default: examples/captchas).
 """

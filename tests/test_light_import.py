@@ -39,9 +39,16 @@ def test_no_heavy_imports(code: str) -> None:
 
 
 def test_plain_import_does_not_load_the_http_libraries() -> None:
-    """requests and httpx are imported when a REST client is built, not by ``import shixin_client``."""
+    """urllib3 and httpx are imported when a REST client is built, not by ``import shixin_client``."""
     modules = loaded_after("import shixin_client, shixin_client.cli")
-    assert not [name for name in modules if name.split(".")[0] in ("requests", "httpx", "ai_edge_litert")]
+    assert not [name for name in modules if name.split(".")[0] in ("urllib3", "httpx", "ai_edge_litert")]
+
+
+def test_the_sync_rest_client_does_not_need_requests() -> None:
+    """It talks urllib3 directly; requests is no longer a dependency."""
+    modules = loaded_after("import shixin_client\nshixin_client.ShixinClient('http://127.0.0.1:1').close()")
+    assert "urllib3" in {name.split(".")[0] for name in modules}
+    assert not [name for name in modules if name.split(".")[0] == "requests"]
 
 
 def test_the_forbidden_check_can_fail() -> None:

@@ -480,11 +480,9 @@ def test_one_session_serves_many_threads(serving: FakeServing) -> None:
         assert texts == [TEXTS[(n + i) % 3] for i in range(3)]
 
 
-def test_reused_request_templates_keep_headers_auth_and_cookies(serving: FakeServing) -> None:
-    """The sync transport prepares each URL's request once; what goes out must not change.
-
-    A sticky load balancer's cookie set on one answer is sent with the next requests.
-    """
+def test_every_request_keeps_headers_auth_and_cookies(serving: FakeServing) -> None:
+    """Custom headers and basic auth from the URL go with every request; a sticky load
+    balancer's cookie set on one answer is sent with the next ones, and not before."""
     url = serving.url.replace("://", "://user:pw@")
     with ShixinClient(url, headers={"X-Tenant": "t1"}) as client:
         first = client.recognize(IMAGES[0])
