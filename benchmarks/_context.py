@@ -19,8 +19,9 @@ from shixin_client._transports.local import DEFAULT_MODEL_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINED_KERAS = ROOT / "models" / "shixin.keras"
-#: The two presets trained by one command with the same budget (models/README.md, "Default vs
-#: seed"): accuracy is only comparable between runs that saw the same data for the same time.
+#: The presets trained from scratch on the same data (models/README.md, "Default vs seed"):
+#: ``default`` and ``seed`` by one command (same epochs), ``default-equal-time`` for as long as
+#: ``seed`` trained. Accuracy is only comparable between runs with a stated equal budget.
 PRESET_RUNS = ROOT / "runs" / "presets"
 #: The shared real captchas; in CI, ../shared beside the repository root.
 REAL_SAMPLES = ROOT.parent / "shared" / "data" / "real"
@@ -183,9 +184,14 @@ class Context:
         return build_model("seed"), None
 
     @cached_property
-    def default_equal_budget(self) -> tuple[Any, Path] | None:
-        """The ``default`` preset trained with the seed preset's command and budget, if it was."""
+    def default_equal_data(self) -> tuple[Any, Path] | None:
+        """The ``default`` preset trained with the seed preset's command (data, epochs), if it was."""
         return _preset_run("default")
+
+    @cached_property
+    def default_equal_time(self) -> tuple[Any, Path] | None:
+        """The ``default`` preset trained on the same data for the seed preset's minutes, if it was."""
+        return _preset_run("default-equal-time")
 
     @cached_property
     def model_dir(self) -> Path:
