@@ -20,8 +20,9 @@ from shixin_client._transports.local import DEFAULT_MODEL_PATH
 ROOT = Path(__file__).resolve().parent.parent
 TRAINED_KERAS = ROOT / "models" / "shixin.keras"
 #: The presets trained from scratch on the same data (models/README.md, "Default vs seed"):
-#: ``default`` and ``seed`` by one command (same epochs), ``default-equal-time`` for as long as
-#: ``seed`` trained. Accuracy is only comparable between runs with a stated equal budget.
+#: ``default`` and ``seed`` by one command (same epochs), ``default-equal-time`` for the
+#: epochs that fit in ``seed``'s training minutes. Accuracy is only comparable between runs
+#: with a stated equal budget.
 PRESET_RUNS = ROOT / "runs" / "presets"
 #: The shared real captchas; in CI, ../shared beside the repository root.
 REAL_SAMPLES = ROOT.parent / "shared" / "data" / "real"
@@ -190,7 +191,7 @@ class Context:
 
     @cached_property
     def default_equal_time(self) -> tuple[Any, Path] | None:
-        """The ``default`` preset trained on the same data for the seed preset's minutes, if it was."""
+        """The ``default`` preset trained on the same data within the seed preset's minutes, if it was."""
         return _preset_run("default-equal-time")
 
     @cached_property

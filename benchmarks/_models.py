@@ -188,8 +188,7 @@ def preset_rows(ctx: Context) -> list[Row]:
             "9c",
             "Accuracy, default vs seed (equal time)",
             ctx.default_equal_time,
-            "the same data for at least as long (`--time-budget`: epochs until the seed preset's "
-            "training minutes have passed)",
+            "the same data for as many epochs as fit in the seed preset's training minutes",
         ),
     ):
         ours = accuracy(_texts(run[0], images, counts.model_batch), samples) if run else None
