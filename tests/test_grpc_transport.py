@@ -42,6 +42,7 @@ from shixin_client._exceptions import (  # noqa: E402
     ShixinConnectionError,
     ShixinTimeoutError,
 )
+from shixin_client._retry import is_retryable  # noqa: E402
 from shixin_client._spec import INPUT_FLOAT, OUTPUT_SOFTMAX, SIGNATURE_FLOAT  # noqa: E402
 from shixin_client._transports.base import AsyncTransport, PredictCall, SyncTransport  # noqa: E402
 from shixin_client._transports.grpc import AsyncGrpcTransport, GrpcTransport, channel_options  # noqa: E402
@@ -55,6 +56,7 @@ ERRORS = {
     "bad": (grpc.StatusCode.INVALID_ARGUMENT, "input tensor alias not found in signature: nope"),
     "busy": (grpc.StatusCode.RESOURCE_EXHAUSTED, "queue full"),
     "down": (grpc.StatusCode.UNAVAILABLE, "model is reloading"),
+    "dropped": (grpc.StatusCode.CANCELLED, "server shutting down"),
 }
 
 
@@ -225,6 +227,13 @@ def test_server_statuses_map_to_the_error_tree(transport: GrpcTransport, server:
     assert caught.value.message == details
     assert caught.value.endpoint == f"grpc://{server.target}"
     assert isinstance(caught.value.__cause__, grpc.RpcError)
+
+
+def test_a_call_the_server_cancels_is_a_retryable_connection_error(transport: GrpcTransport):
+    """A server shutting down cancels calls in flight; like a REST connection cut mid-call."""
+    with pytest.raises(ShixinConnectionError, match="dropped Predict .*CANCELLED: server shutting") as caught:
+        transport.predict(_call("dropped"))
+    assert not isinstance(caught.value, ShixinTimeoutError) and is_retryable(caught.value)
 
 
 def test_a_passed_deadline_is_a_timeout(transport: GrpcTransport):

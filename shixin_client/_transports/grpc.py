@@ -5,7 +5,8 @@ TF Serving's three calls on their TF Serving method paths, and maps ``grpc.RpcEr
 onto the ShixinError tree (``raise ... from exc``), the same way for both twins:
 
 - DEADLINE_EXCEEDED -> ShixinTimeoutError
-- UNAVAILABLE because no connection could be made (refused, DNS, TLS handshake)
+- UNAVAILABLE because no connection could be made (refused, DNS, TLS handshake), or
+  CANCELLED (the server dropped the call, as one that is shutting down does)
   -> ShixinConnectionError
 - any other status -> the class :func:`error_class_for_code` gives its name, with
   ``code`` and ``grpc_code`` set to that name
@@ -131,6 +132,11 @@ class _GrpcSettings:
             return ShixinTimeoutError(f"no answer to {call} within {timeout.total}s: {details}")
         if code == grpc.StatusCode.UNAVAILABLE and any(text in details.lower() for text in _CONNECT_FAILURES):
             return ShixinConnectionError(f"cannot connect for {call}: {details}")
+        if code == grpc.StatusCode.CANCELLED:
+            # This client cancels nothing (its deadlines end as DEADLINE_EXCEEDED, and a
+            # cancelled asyncio task raises CancelledError), so the server dropped the call:
+            # it was shutting down. The same as a REST connection cut mid-call, and retried.
+            return ShixinConnectionError(f"the server dropped {call} (CANCELLED: {details})")
         if code == grpc.StatusCode.INTERNAL and details.startswith(_UNPARSABLE_RESPONSE):
             return BadResponseError(f"the answer to {call} is not a valid response message: {details}")
         name = code.name
