@@ -9,12 +9,10 @@ from __future__ import annotations
 
 LIMITS: dict[str, str] = {
     "4a": (
-        "About 2.6-2.9 ms of client CPU per REST call, against 1.1-1.4 ms over gRPC. The rest is "
-        "requests/urllib3 (about 0.9 ms of Python per call, and urllib3 sends headers and body in two "
-        "writes, each paying the loopback's kernel time), `json.loads` of the 40 x 37 softmax and about "
-        "0.35 ms of decoding and thresholding the picture. The ratio sits at 0.100-0.104 across runs. "
-        "Closing it needs a leaner HTTP stack (one write per request, no per-call session merging); "
-        "the gRPC client already meets the target with room"
+        "About 1.9 ms of client CPU per REST call, against 0.9 ms over gRPC: urllib3 (about 0.7 ms of "
+        "Python per call, headers and body in two writes), `json.loads` of the 40 x 37 softmax and "
+        "about 0.4 ms of decoding and thresholding the picture. It was 0.100-0.104 of the reference "
+        "through a requests.Session; urllib3 directly brought it to about 0.08"
     ),
     "5a": (
         "One image per call: client encode/decode and the server's Python request handling are added "
@@ -30,10 +28,11 @@ LIMITS: dict[str, str] = {
     ),
     "6b": "As 6a, with the REST client's extra CPU per request (row 4a)",
     "7a": (
-        "numpy's argmax over the 37-wide class axis of 378,880 floats is 0.7 of the 0.75 ms; ten times "
-        "faster than Keras (0.22 ms) is below that floor. It would take a compiled kernel (a C extension "
-        "or numba), which the light client does not carry; the decoder's Python part is already only "
-        "the merge of 256 short rows"
+        "numpy's argmax over the 37-wide class axis of 378,880 floats is most of our time: it costs "
+        "about 50 ns per frame, one C call per 37 floats. Ten times faster than Keras needs about 0.1 ms "
+        "on this machine, below what that argmax alone costs. It would take a compiled kernel (a C "
+        "extension or numba), which the light client does not carry; the decoder's Python part is "
+        "already only the merge of 256 short rows"
     ),
     "8a": (
         "At batch 1 LiteRT runs the two bidirectional GRUs unrolled: 2,976 small ops per image, about "
@@ -41,7 +40,10 @@ LIMITS: dict[str, str] = {
         "(1-D convolutions over the 40 steps) or a fused GRU kernel, and so retraining. Batched (row 8b) "
         "the ops are shared by the batch and the target is met"
     ),
-    "8b": "As 8a: per-op overhead; larger batches amortise it",
+    "8b": (
+        "As 8a: per-op overhead, which larger batches amortise. How close it comes depends on the "
+        "machine: 0.17 where ddddocr took 7.6 ms per image, 0.27 where it took 3.5 ms"
+    ),
     "9b": (
         "Per image seen, the seed preset learns faster: after the same 100,000 images (50,000 x 2 "
         "epochs) it reads 86% against 66%, with twelve times the parameters (GRUs of 512, no dropout). "
