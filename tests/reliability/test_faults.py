@@ -172,6 +172,19 @@ def test_an_answer_trickling_in_still_ends_at_the_deadline(
     assert elapsed <= 0.8 + SLACK_S
 
 
+def test_a_connection_left_mid_answer_is_not_pooled_again(
+    http_proxy: Any, captchas: list[bytes], oracle: Any
+) -> None:
+    """After a trickling answer times out, the next call reads its own answer, not the rest of that one."""
+    timeout = Timeout(connect=0.4, read=0.4)
+    with ShixinClient(http_proxy.url, retry=RetryPolicy(max_retries=0), timeout=timeout) as client:
+        client.get_spec()
+        http_proxy.script("trickle", "pass")
+        with pytest.raises(ShixinTimeoutError):
+            client.recognize(captchas[0])
+        assert client.recognize(captchas[1]) == oracle.texts(captchas[1:2])[0]
+
+
 @pytest.mark.parametrize("fault", ["truncate", "garble", "non_json", "drop_prediction", "reset"])
 @pytest.mark.parametrize("twin", ["sync", "async"])
 def test_rest_spoiled_answers_are_typed_errors_and_the_other_batches_survive(
