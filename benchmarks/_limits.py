@@ -35,10 +35,10 @@ LIMITS: dict[str, str] = {
         "already only the merge of 256 short rows"
     ),
     "8a": (
-        "At batch 1 LiteRT runs the two bidirectional GRUs unrolled: 2,976 small ops per image, about "
-        "4 ms on 2 threads. 1/5 of ddddocr needs about 1.5 ms, which takes a recurrent-free sequence head "
-        "(1-D convolutions over the 40 steps) or a fused GRU kernel, and so retraining. Batched (row 8b) "
-        "the ops are shared by the batch and the target is met"
+        "At batch 1 LiteRT runs the two bidirectional GRUs unrolled: 2,976 small ops per image, 3-6 ms "
+        "depending on the machine, about as long as ddddocr takes. A fifth of ddddocr's time takes a "
+        "recurrent-free sequence head (1-D convolutions over the 40 steps) or a fused GRU kernel, and "
+        "so retraining. Batched (row 8b) the batch shares the ops"
     ),
     "8b": (
         "As 8a: per-op overhead, which larger batches amortise. How close it comes depends on the "
