@@ -398,16 +398,23 @@ def predict_response(outputs: Mapping[str, np.ndarray], row_format: bool) -> byt
 
 def _tensor_text(value: Any, name: str) -> str:
     tensor = np.asarray(value)
-    writer = _scalar_writer(tensor.dtype, name)
-    if tensor.ndim == 0:
-        return writer(tensor.item())
-    return _nested_text(tensor.tolist(), writer)
+    if tensor.dtype == np.float32:
+        texts = _decimal_texts(tensor.ravel(), ".9g", np.float32)
+    elif tensor.dtype == np.float64:
+        texts = _decimal_texts(tensor.ravel(), ".17g", np.float64)
+    else:
+        writer = _scalar_writer(tensor.dtype, name)
+        texts = [str(writer(item)) for item in tensor.ravel().tolist()]
+    return _nested_text(texts, tensor.shape)
 
 
-def _nested_text(value: Any, writer: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_nested_text(item, writer) for item in value) + "]"
-    return str(writer(value))
+def _nested_text(texts: list[str], shape: tuple[int, ...]) -> str:
+    """Flat element texts into rapidjson's nested lists, innermost axis first."""
+    for axis in range(len(shape) - 1, -1, -1):
+        size, groups = shape[axis], math.prod(shape[:axis])
+        texts = ["[" + ", ".join(texts[g * size : (g + 1) * size]) + "]" for g in range(groups)]
+    (text,) = texts
+    return text
 
 
 _UNSUPPORTED_OUTPUTS = {
@@ -420,10 +427,6 @@ _UNSUPPORTED_OUTPUTS = {
 
 
 def _scalar_writer(dtype: np.dtype, name: str) -> Any:
-    if dtype == np.float32:
-        return lambda v: _decimal_text(v, ".9g", np.float32)
-    if dtype == np.float64:
-        return lambda v: _decimal_text(v, ".17g", np.float64)
     if dtype == np.bool_:
         return lambda v: "true" if v else "false"
     if dtype.kind in "iu" and dtype.name not in _UNSUPPORTED_OUTPUTS:
@@ -441,18 +444,31 @@ def _as_bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode("utf-8")
 
 
-def _decimal_text(value: float, precise: str, kind: Any) -> str:
-    """absl::StrCat's 6 digits when they round-trip, else full precision; '.0' for integral values."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    text = f"{value:g}"
-    if kind(float(text)) != kind(value):
-        text = f"{value:{precise}}"
-    if "." not in text and "e" not in text:
-        text += ".0"
-    return text
+def _decimal_texts(values: np.ndarray, precise: str, kind: Any) -> list[str]:
+    """absl::StrCat's 6 digits where they round-trip, else full precision; '.0' on integral values.
+
+    The same text as formatting each value on its own, but the round-trip check is one
+    numpy comparison: a softmax row of 1,480 floats is written in a fraction of the time.
+    """
+    doubles = values.astype(np.float64).tolist()
+    texts = (("%g\0" * len(doubles)) % tuple(doubles)).split("\0")[:-1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        parsed = np.array(texts, dtype=np.float64).astype(kind)
+    redo = np.flatnonzero(parsed != values).tolist()
+    if redo:
+        precise_texts = ((f"%{precise}\0" * len(redo)) % tuple([doubles[i] for i in redo])).split("\0")
+        for i, text in zip(redo, precise_texts, strict=False):
+            texts[i] = text
+    finite = np.isfinite(values)
+    for i in np.flatnonzero(~finite).tolist():
+        value = doubles[i]
+        texts[i] = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    with np.errstate(invalid="ignore"):
+        integral = finite & (values == np.trunc(values))
+    for i in np.flatnonzero(integral).tolist():
+        if "." not in texts[i] and "e" not in texts[i]:
+            texts[i] += ".0"
+    return texts
 
 
 _SHORT_ESCAPES = {0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}

@@ -45,6 +45,49 @@ def test_float_output_falls_back_to_nine_digits() -> None:
     assert np.float32(json.loads(text)["outputs"]) == value
 
 
+def one_value_text(value: float, kind: type) -> str:
+    """§1.4 WriteDecimal for one value, written out plainly: the oracle for the vectorised writer."""
+    if np.isnan(value):
+        return "NaN"
+    if np.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    text = f"{value:g}"
+    if kind(float(text)) != kind(value):
+        text = f"{value:{'.9g' if kind is np.float32 else '.17g'}}"
+    if "." not in text and "e" not in text:
+        text += ".0"
+    return text
+
+
+@pytest.mark.parametrize("kind", [np.float32, np.float64])
+def test_float_outputs_match_the_one_value_rule(kind: type) -> None:
+    rng = np.random.default_rng(7)
+    softmax = rng.random((3, 40, 37)) ** 8
+    softmax /= softmax.sum(-1, keepdims=True)
+    special = [0.0, -0.0, 1.0, 3.0, 1e6, 123456.0, 16777217.0, 1e-45, 5e-324, 3.4028235e38, 0.1, 1 / 3]
+    special += [np.nan, np.inf, -np.inf, 555557.5, 2.5e-7, -1.2345678]
+    integral = np.round(rng.normal(0, 50, 200))
+    mixed = np.concatenate([softmax.ravel(), rng.normal(0, 1e4, 500), integral, special])
+    values = mixed.astype(kind)
+    with np.errstate(over="ignore"):
+        expected = "[" + ", ".join(one_value_text(v, kind) for v in values.tolist()) + "]"
+    assert outputs_text({"y": values}) == '{\n    "outputs": ' + expected + "\n}"
+    rows = softmax.astype(kind).tolist()
+
+    def frame_text(frame: list[float]) -> str:
+        return "[" + ",".join(one_value_text(v, kind) for v in frame) + "]"
+
+    expected_rows = ",".join("[" + ",".join(frame_text(frame) for frame in row) + "]" for row in rows)
+    written = compact(outputs_text({"y": softmax.astype(kind)}, True))
+    assert written == '{"predictions":[' + expected_rows + "]}"
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (2, 0), (2, 0, 3), (1, 1), (2, 3, 1)])
+def test_output_nesting_follows_the_shape(shape: tuple[int, ...]) -> None:
+    values = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape) + 0.5
+    assert json.loads(outputs_text({"y": values})) == {"outputs": values.tolist()}
+
+
 def test_non_finite_outputs_are_bare_tokens() -> None:
     text = compact(outputs_text({"y": np.array([np.nan, np.inf, -np.inf], np.float32)}))
     assert text == '{"outputs":[NaN,Infinity,-Infinity]}'
