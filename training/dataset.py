@@ -39,14 +39,24 @@ AUGMENT_STREAM = 1
 
 
 def render(
-    seed: int, start: int, count: int, spec: CaptchaSpec = DEFAULT_SPEC, augment: bool = False
+    seed: int,
+    start: int,
+    count: int,
+    spec: CaptchaSpec = DEFAULT_SPEC,
+    augment: bool = False,
+    wide: bool | None = None,
 ) -> Batch:
-    """Images ``start .. start+count`` of ``seed``; ``augment`` perturbs some (training only)."""
+    """Images ``start .. start+count`` of ``seed``; ``augment`` perturbs some (training only).
+
+    ``wide`` forces one generator mode (``None``: the generator's own 50/50 draw).
+    """
     images = np.empty((count, spec.height, spec.width, 1), dtype=np.uint8)
     labels = np.empty((count, spec.label_length), dtype=np.int32)
-    texts, styles, wide = [], [], []
+    texts: list[str] = []
+    styles: list[str] = []
+    drawn_wide: list[bool] = []
     for i in range(count):
-        captcha = captcha_at(seed, start + i)
+        captcha = captcha_at(seed, start + i) if wide is None else captcha_at(seed, start + i, wide=wide)
         picture = captcha.image
         if augment:
             picture = perturb_randomly(picture, np.random.default_rng([seed, start + i, AUGMENT_STREAM]))
@@ -54,20 +64,28 @@ def render(
         labels[i] = encode_label(captcha.label, spec)
         texts.append(captcha.label)
         styles.append(captcha.style)
-        wide.append(captcha.wide)
-    return Batch(images, labels, texts, styles, wide)
+        drawn_wide.append(captcha.wide)
+    return Batch(images, labels, texts, styles, drawn_wide)
 
 
-def _render_chunk(args: tuple[int, int, int, bool]) -> Batch:
-    seed, start, count, augment = args
-    return render(seed, start, count, augment=augment)
+def _render_chunk(args: tuple[int, int, int, bool, bool | None]) -> Batch:
+    seed, start, count, augment, wide = args
+    return render(seed, start, count, augment=augment, wide=wide)
 
 
 def render_parallel(
-    seed: int, count: int, workers: int = 2, chunk: int = 2000, start: int = 0, augment: bool = False
+    seed: int,
+    count: int,
+    workers: int = 2,
+    chunk: int = 2000,
+    start: int = 0,
+    augment: bool = False,
+    wide: bool | None = None,
 ) -> Batch:
     """Render ``count`` images in worker processes; the result is identical to :func:`render`."""
-    jobs = [(seed, s, min(chunk, start + count - s), augment) for s in range(start, start + count, chunk)]
+    jobs = [
+        (seed, s, min(chunk, start + count - s), augment, wide) for s in range(start, start + count, chunk)
+    ]
     if workers <= 1:
         parts = [_render_chunk(job) for job in jobs]
     else:

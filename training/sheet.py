@@ -4,6 +4,12 @@
 
 The key (which tiles are real) goes to a Markdown file beside the PNG, so a person can
 judge the sheet first and check afterwards.
+
+    python -m training.sheet --misread models/shixin.keras --out models/misread_validation.png
+
+tiles the validation captchas a model misreads, each captioned ``truth -> read``, so a
+person can see which misreads a reader would also make. It reads validation images
+only (a stretch of the validation seed no training step uses), never the test seed.
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .evaluate import REAL_SAMPLES
+from .evaluate import REAL_SAMPLES, decode
 from .generator import HEIGHT, WIDTH, captcha_at
 
 COLUMNS, ROWS, PAD = 4, 4, 6
+#: The misread sheet: where it reads in the validation stream, and its size.
+MISREAD_START, MISREAD_COLUMNS, MISREAD_TILES, CAPTION = 2_000_000, 4, 48, 16
 
 
 def build_sheet(seed: int, real_folder: Path) -> tuple[Image.Image, list[str]]:
@@ -39,14 +47,49 @@ def build_sheet(seed: int, real_folder: Path) -> tuple[Image.Image, list[str]]:
     return sheet, key
 
 
+def misread_sheet(model, seed: int, count: int, workers: int = 2) -> tuple[Image.Image, int]:  # type: ignore[no-untyped-def]
+    """The first misread captchas of ``count`` from ``seed`` (at :data:`MISREAD_START`), and how many."""
+    from PIL import ImageDraw
+
+    from .dataset import render_parallel
+
+    batch = render_parallel(seed, count, workers=workers, start=MISREAD_START)
+    texts = decode(model.predict(batch.images.astype(np.float32), batch_size=256, verbose=0))
+    wrong = [i for i, (read, truth) in enumerate(zip(texts, batch.texts, strict=True)) if read != truth]
+    shown = wrong[:MISREAD_TILES]
+    rows = max(1, -(-len(shown) // MISREAD_COLUMNS))
+    tile_w, tile_h = WIDTH + PAD, HEIGHT + CAPTION + PAD
+    sheet = Image.new("RGB", (MISREAD_COLUMNS * tile_w + PAD, rows * tile_h + PAD), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for slot, i in enumerate(shown):
+        row, column = divmod(slot, MISREAD_COLUMNS)
+        x, y = PAD + column * tile_w, PAD + row * tile_h
+        sheet.paste(captcha_at(seed, MISREAD_START + i).image.convert("RGB"), (x, y))
+        mode = "wide" if batch.wide[i] else "faithful"
+        caption = f"{batch.texts[i]} -> {texts[i] or '(none)'}  {mode} {batch.styles[i]}"
+        draw.text((x, y + HEIGHT + 2), caption, (0, 0, 0))
+    return sheet, len(wrong)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.sheet", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--real", type=Path, default=REAL_SAMPLES / "origin")
+    parser.add_argument("--misread", type=Path, help="a Keras model: tile what it misreads instead")
+    parser.add_argument("--count", type=int, default=4000, help="--misread: validation captchas to read")
     args = parser.parse_args(argv)
-    sheet, key = build_sheet(args.seed, args.real)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.misread:
+        import keras
+
+        from .train import VALIDATION_SEED
+
+        misread, wrong = misread_sheet(keras.models.load_model(args.misread), VALIDATION_SEED, args.count)
+        misread.save(args.out)
+        print(f"wrote {args.out}: {wrong} of {args.count} validation captchas misread")
+        return 0
+    sheet, key = build_sheet(args.seed, args.real)
     sheet.save(args.out)
     key_path = args.out.with_suffix(".md")
     key_path.write_text(
