@@ -2,7 +2,7 @@
 
 Importing this package never imports TensorFlow, gRPC, numpy or any optional extra: the
 REST and gRPC client (files, bytes or PIL images in, text out) needs only Pillow,
-requests and, for gRPC, the [grpc] extra. numpy (the [numpy] extra) is needed for float
+urllib3 and, for gRPC, the [grpc] extra. numpy (the [numpy] extra) is needed for float
 tensors, numpy-array inputs, beam search and softmax arrays.
 """
 
@@ -25,7 +25,14 @@ from ._exceptions import (
 )
 from ._images import ImageLimits, preprocess
 from ._models import ModelMetadata, ModelStatus, Prediction, SignatureInfo, TensorInfo, VersionStatus
-from ._spec import DEFAULT_GRPC_PORT, DEFAULT_MODEL_NAME, DEFAULT_REST_PORT, DEFAULT_SPEC, CaptchaSpec
+from ._spec import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_MODEL_NAME,
+    DEFAULT_REST_PORT,
+    DEFAULT_SPEC,
+    SITE_ALPHABET,
+    CaptchaSpec,
+)
 from ._transports.mock import AsyncMockTransport, MockRequest, MockTransport
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
@@ -54,6 +61,7 @@ __all__ = [
     "Prediction",
     "RequestRejectedError",
     "RetryPolicy",
+    "SITE_ALPHABET",
     "ServerError",
     "ServerUnavailableError",
     "ShixinClient",

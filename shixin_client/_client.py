@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from ._batching import Batch, BatchPlan, Item, expand
 from ._config import DEFAULT_BATCH_SIZE, Headers, ModelRef, RetryPolicy, Timeout, TLSConfig, server_from_env
-from ._decode import to_predictions
+from ._decode import alphabet_classes, to_predictions
 from ._exceptions import (
     BadResponseError,
     InvalidInputError,
@@ -87,6 +87,7 @@ class ClientOptions(CallOptions, total=False):
     retry: RetryTypes
     batch_size: int
     beam_width: Optional[int]
+    alphabet: Optional[str]
     image_limits: ImageLimits
 
 
@@ -99,12 +100,16 @@ class _Options:
     batch_size: int
     beam_width: Optional[int]
     image_limits: ImageLimits
+    #: Characters a reading may contain (case folded); None: every class of the model.
+    alphabet: Optional[str] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
         if self.beam_width is not None and (not isinstance(self.beam_width, int) or self.beam_width < 1):
             raise ValueError(f"beam_width must be a positive int or None, got {self.beam_width!r}")
+        if self.alphabet is not None and (not isinstance(self.alphabet, str) or not self.alphabet):
+            raise ValueError(f"alphabet must be a non-empty string or None, got {self.alphabet!r}")
         if self.float_input and self.model.signature == SIGNATURE_BYTES:
             raise ValueError(f"float_input=True cannot be sent to the {SIGNATURE_BYTES!r} signature")
 
@@ -149,7 +154,7 @@ class _Options:
             fields["timeout"] = Timeout.coerce(timeout)
         if not isinstance(retry := given("retry"), NotGiven):
             fields["retry"] = RetryPolicy.coerce(retry)
-        for key in ("float_input", "batch_size", "beam_width", "image_limits"):
+        for key in ("float_input", "batch_size", "beam_width", "alphabet", "image_limits"):
             if not isinstance(value := given(key), NotGiven):
                 fields[key] = value
         return replace(self, **fields)
@@ -264,6 +269,7 @@ class _BaseClient:
         batch_size: int,
         beam_width: Optional[int],
         image_limits: ImageLimits,
+        alphabet: Optional[str] = None,
     ) -> None:
         ref = ModelRef.coerce(model)
         ref = replace(
@@ -280,6 +286,7 @@ class _BaseClient:
             batch_size=batch_size,
             beam_width=beam_width,
             image_limits=image_limits,
+            alphabet=alphabet,
         )
         if transport is None:
             transport = _make_transport(server, tls, Headers.coerce(_header_dict(headers)), asynchronous)
@@ -405,6 +412,12 @@ class _BaseClient:
         if with_softmax:
             require_numpy("softmax arrays (with_softmax=True)")
 
+    @staticmethod
+    def _check_alphabet(options: _Options, spec: CaptchaSpec) -> None:
+        """An alphabet the model cannot read is refused before any image is sent."""
+        if options.alphabet is not None:
+            alphabet_classes(spec, options.alphabet)
+
     def _predict_call(self, batch: Batch, options: _Options) -> PredictCall:
         inputs: dict[str, TensorLike]
         if options.sends_floats:
@@ -441,7 +454,9 @@ class _BaseClient:
                 f"sent {expected[0]} image(s) but got a {softmax.dtype} softmax of shape {softmax.shape}, "
                 f"expecting {list(expected)}"
             )
-        return to_predictions(softmax, spec, beam_width=options.beam_width, keep_softmax=keep)
+        return to_predictions(
+            softmax, spec, beam_width=options.beam_width, keep_softmax=keep, alphabet=options.alphabet
+        )
 
     @staticmethod
     def _texts(results: Sequence[Result[Prediction]]) -> list[Result[str]]:
@@ -510,6 +525,7 @@ class ShixinClient(_BaseClient):
         headers: HeaderTypes = _NO_HEADERS,
         batch_size: int = DEFAULT_BATCH_SIZE,
         beam_width: Optional[int] = None,
+        alphabet: Optional[str] = None,
         image_limits: ImageLimits = DEFAULT_LIMITS,
         transport: Optional[SyncTransport] = None,
     ) -> None:
@@ -530,6 +546,7 @@ class ShixinClient(_BaseClient):
             batch_size=batch_size,
             beam_width=beam_width,
             image_limits=image_limits,
+            alphabet=alphabet,
         )
 
     @classmethod
@@ -680,6 +697,7 @@ class ShixinClient(_BaseClient):
         opts = self._options.merge(options)
         self._check_features(opts, with_softmax)
         spec = self._spec(opts)
+        self._check_alphabet(opts, spec)
         plan = self._plan(images, opts, spec, batch_size, return_exceptions)
         for batch in plan.batches:
             call = self._predict_call(batch, opts)
@@ -737,6 +755,7 @@ class AsyncShixinClient(_BaseClient):
         headers: HeaderTypes = _NO_HEADERS,
         batch_size: int = DEFAULT_BATCH_SIZE,
         beam_width: Optional[int] = None,
+        alphabet: Optional[str] = None,
         image_limits: ImageLimits = DEFAULT_LIMITS,
         transport: Optional[AsyncTransport] = None,
     ) -> None:
@@ -757,6 +776,7 @@ class AsyncShixinClient(_BaseClient):
             batch_size=batch_size,
             beam_width=beam_width,
             image_limits=image_limits,
+            alphabet=alphabet,
         )
 
     @classmethod
@@ -898,6 +918,7 @@ class AsyncShixinClient(_BaseClient):
         opts = self._options.merge(options)
         self._check_features(opts, with_softmax)
         spec = await self._spec(opts)
+        self._check_alphabet(opts, spec)
         plan = self._plan(images, opts, spec, batch_size, return_exceptions)
         for batch in plan.batches:
             call = self._predict_call(batch, opts)

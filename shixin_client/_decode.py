@@ -295,14 +295,55 @@ def _aligned_char_probabilities(softmax: np.ndarray, path: list[int], blank: int
     return best
 
 
+def alphabet_classes(spec: CaptchaSpec, alphabet: str) -> list[int]:
+    """The classes of ``alphabet``'s characters (case folded); one the model cannot read is an error."""
+    if not isinstance(alphabet, str) or not alphabet:
+        raise ValueError(f"alphabet must be a non-empty string of characters, got {alphabet!r}")
+    unknown = "".join(sorted({char for char in alphabet.lower() if char not in spec.charset}))
+    if unknown:
+        raise ValueError(f"alphabet has {unknown!r}, which the model cannot read (charset {spec.charset!r})")
+    return sorted({spec.char_to_class(char) for char in alphabet.lower()})
+
+
+def _banned(spec: CaptchaSpec, alphabet: str) -> list[int]:
+    allowed = set(alphabet_classes(spec, alphabet)) | {spec.blank_index}
+    return [c for c in range(spec.num_classes) if c not in allowed]
+
+
+def _restrict_tensor(softmax: Tensor, spec: CaptchaSpec, alphabet: str) -> Tensor:
+    """A copy in which every class outside ``alphabet`` (the blank stays) has probability 0.
+
+    Decoding then never reads those characters: a frame's best class is the best allowed
+    one, and the exact-length pass cannot route a label through them either.
+    """
+    banned = _banned(spec, alphabet)
+    values = list(softmax.values)
+    for offset in range(0, len(values), softmax.shape[2]):
+        for c in banned:
+            values[offset + c] = 0.0
+    return Tensor(softmax.dtype, softmax.shape, values)
+
+
+def _restrict_array(softmax: np.ndarray, spec: CaptchaSpec, alphabet: str) -> np.ndarray:
+    """:func:`_restrict_tensor` for a numpy softmax."""
+    array = softmax.copy()
+    array[..., _banned(spec, alphabet)] = 0.0
+    return array
+
+
 def to_predictions(
     softmax: Softmax,
     spec: CaptchaSpec,
     *,
     beam_width: Optional[int] = None,
     keep_softmax: bool = False,
+    alphabet: Optional[str] = None,
 ) -> list[Prediction]:
     """Softmax rows to Predictions: greedy by default, beam search when ``beam_width`` is set.
+
+    ``alphabet`` limits what may be read to those characters (``SITE_ALPHABET`` for the
+    site's own captchas, which never show ``0``, ``1``, ``j`` or ``o``); ``keep_softmax``
+    still returns the softmax as the model gave it.
 
     Every captcha has exactly ``spec.label_length`` characters, so a non-empty decoded
     path of any other length is certainly wrong (the reference model sometimes emitted an extra
@@ -319,9 +360,10 @@ def to_predictions(
     if isinstance(softmax, Tensor):
         _check_promised(softmax.shape, spec)
         if beam_width is None and not keep_softmax:
+            read = _restrict_tensor(softmax, spec, alphabet) if alphabet is not None else softmax
             return [
-                _prediction(spec, *_fit_length(spec, path, probabilities, softmax, row), None)
-                for row, (path, probabilities) in enumerate(_greedy_python(softmax, spec.blank_index))
+                _prediction(spec, *_fit_length(spec, path, probabilities, read, row), None)
+                for row, (path, probabilities) in enumerate(_greedy_python(read, spec.blank_index))
             ]
         feature = (
             "beam search (beam_width)" if beam_width is not None else "softmax arrays (with_softmax=True)"
@@ -329,20 +371,21 @@ def to_predictions(
         softmax = require_numpy(feature).asarray(softmax)
     array = require_numpy("decoding a numpy softmax").asarray(softmax)
     _check_promised(array.shape, spec)
+    allowed = _restrict_array(array, spec, alphabet) if alphabet is not None else array
     if beam_width is None:
-        best, keep = _greedy_best(array, spec.blank_index)
+        best, keep = _greedy_best(allowed, spec.blank_index)
         paths = _rows(best, keep)
-        char_probabilities = [p.tolist() for p in _greedy_char_probabilities(array, best, keep)]
+        char_probabilities = [p.tolist() for p in _greedy_char_probabilities(allowed, best, keep)]
     else:
-        paths = beam_search_decode(array, spec.blank_index, beam_width)
+        paths = beam_search_decode(allowed, spec.blank_index, beam_width)
         char_probabilities = [
             _aligned_char_probabilities(row, path, spec.blank_index).tolist()
-            for row, path in zip(array, paths, strict=True)
+            for row, path in zip(allowed, paths, strict=True)
         ]
     return [
         _prediction(
             spec,
-            *_fit_length(spec, path, probabilities, array, index),
+            *_fit_length(spec, path, probabilities, allowed, index),
             array[index].copy() if keep_softmax else None,
         )
         for index, (path, probabilities) in enumerate(zip(paths, char_probabilities, strict=True))

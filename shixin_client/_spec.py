@@ -16,6 +16,12 @@ CHARSET = "0123456789abcdefghijklmnopqrstuvwxyz"
 #: The CTC blank is the last class, as in the reference model (index 36).
 BLANK_INDEX = len(CHARSET)
 NUM_CLASSES = len(CHARSET) + 1
+#: The characters the site draws, as Patchca's charset gives them (patchca-facts.md §1, duplicates
+#: removed): no ``0``, ``1``, ``j``, ``o`` or lowercase ``l``.
+SITE_CHARS = "23456789abcdefghikmnpqrstuvwxyzABCDEFGHIKLMNPQRSTUVWXYZ"
+#: The labels those characters read as (case folded), in class order: pass it as a client's
+#: ``alphabet`` when every image comes from the site, so no other character is ever read.
+SITE_ALPHABET = "".join(char for char in CHARSET if char in SITE_CHARS.lower())
 #: Every captcha on the site has exactly four characters.
 LABEL_LENGTH = 4
 IMAGE_HEIGHT = 70

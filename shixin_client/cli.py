@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Optional, TextIO, Union
 
 from . import (
+    SITE_ALPHABET,
     InvalidInputError,
     MissingDependencyError,
     ShixinClient,
@@ -81,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     recognize.add_argument("--format", choices=("tsv", "json", "csv"), default="tsv", help="output format")
     recognize.add_argument("--batch-size", type=int, help="images per request")
+    recognize.add_argument(
+        "--alphabet",
+        metavar="CHARS",
+        help="read only these characters; 'site' is the court site's own (no 0, 1, j, o)",
+    )
     commands.add_parser("status", parents=[connection], help="the model's versions and states, as JSON")
     commands.add_parser("metadata", parents=[connection], help="the model's signatures, as JSON")
     commands.add_parser(
@@ -105,7 +111,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.command == "recognize":
                 return _recognize(client, args)
             result = client.status() if args.command == "status" else client.metadata()
-        except ShixinError as exc:
+        except (ShixinError, ValueError) as exc:
             return _fail(str(exc))
     json.dump(dataclasses.asdict(result), sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -144,6 +150,8 @@ def _client(args: argparse.Namespace) -> ShixinClient:
             options[key] = getattr(args, key)
     if getattr(args, "batch_size", None) is not None:
         options["batch_size"] = args.batch_size
+    if getattr(args, "alphabet", None) is not None:
+        options["alphabet"] = SITE_ALPHABET if args.alphabet == "site" else args.alphabet
     server = args.server or server_from_env()
     if server is None:
         return ShixinClient.local().with_options(**options)

@@ -231,3 +231,13 @@ def test_installed_console_script(serving: FakeServing, files: list[Path]) -> No
     assert result.returncode == 1
     assert result.stdout == f"{files[0]}\t{TEXTS[0]}\n"
     assert "nope.png: no such file" in result.stderr
+
+
+def test_alphabet_site_or_characters(
+    serving: FakeServing, files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["recognize", str(files[0]), "--server", serving.url, "--alphabet", "site"]) == 0
+    assert capsys.readouterr().out == f"{files[0]}\tab22\n"  # no '1' on the site: read as '2'
+    assert main(["recognize", str(files[0]), "--server", serving.url, "--alphabet", "ab?"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "alphabet has '?'" in err and "Traceback" not in err

@@ -19,6 +19,7 @@ from PIL import Image
 
 from shixin_client import (
     DEFAULT_SPEC,
+    SITE_ALPHABET,
     AsyncMockTransport,
     AsyncShixinClient,
     BadResponseError,
@@ -416,3 +417,20 @@ def test_public_preprocess_and_decode_serve_callers_with_their_own_transport() -
     assert [p.text for p in predictions] == ["ab12", "7xyz"]
     assert shixin_client.DEFAULT_REST_PORT == 8501 and shixin_client.DEFAULT_GRPC_PORT == 8500
     assert shixin_client.DEFAULT_MODEL_NAME == "shixin"
+
+
+def test_an_alphabet_limits_what_is_read_and_a_bad_one_sends_nothing(make: Callable[..., Any]) -> None:
+    model = FakeModel()
+    client = make(model)
+    assert run(client.recognize(IMAGES[0])) == "ab12"
+    # '1' is not in the site's alphabet: its frames read as the best allowed class, '2'.
+    site = client.with_options(alphabet=SITE_ALPHABET)
+    assert run(site.recognize(IMAGES[0])) == "ab22"
+    assert run(make(model, alphabet=SITE_ALPHABET).recognize(IMAGES[0])) == "ab22"
+    assert run(site.with_options(alphabet=None).recognize(IMAGES[0])) == "ab12"
+    sent = len(model.predicts())
+    with pytest.raises(ValueError, match=r"alphabet has '\?'"):
+        run(client.with_options(alphabet="ab?").recognize(IMAGES[0]))
+    assert len(model.predicts()) == sent
+    with pytest.raises(ValueError, match="non-empty"):
+        client.with_options(alphabet="")

@@ -9,6 +9,8 @@ last; it is given float64 log-probabilities, the log of the same softmax we deco
 from __future__ import annotations
 
 import itertools
+import re
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,8 @@ import pytest
 
 from shixin_client._decode import beam_search_decode, greedy_decode, to_predictions
 from shixin_client._exceptions import BadResponseError
-from shixin_client._spec import BLANK_INDEX, DEFAULT_SPEC, CaptchaSpec
+from shixin_client._spec import BLANK_INDEX, DEFAULT_SPEC, SITE_ALPHABET, SITE_CHARS, CaptchaSpec
+from shixin_client._transports.base import Tensor
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
@@ -206,3 +209,33 @@ def test_wrong_shapes_are_bad_responses_and_bad_arguments_value_errors():
         greedy_decode(INPUTS["flat"], 37)
     with pytest.raises(ValueError, match="beam_width"):
         beam_search_decode(INPUTS["flat"], BLANK_INDEX, 0)
+
+
+def test_an_alphabet_reads_only_its_characters_and_keeps_the_softmax():
+    # The site never draws 0, 1, j or o: a frame that is most sure of one of them reads
+    # as its best allowed class instead (the numpy and numpy-free paths agree).
+    softmax = _path_softmax("-0-a-j-z-")
+    for frame, second in ((1, "d"), (5, "i")):
+        softmax[0, frame, DEFAULT_SPEC.char_to_class(second)] = 0.05
+    assert [p.text for p in to_predictions(softmax, DEFAULT_SPEC)] == ["0ajz"]
+    tensor = Tensor("float32", softmax.shape, array("f", softmax.ravel().tolist()))
+    for source in (softmax, tensor):
+        (site,) = to_predictions(source, DEFAULT_SPEC, alphabet=SITE_ALPHABET)
+        assert site.text == "daiz"
+        assert site.char_probabilities == pytest.approx((0.05, 0.9, 0.05, 0.9))
+    (beam,) = to_predictions(softmax, DEFAULT_SPEC, beam_width=8, alphabet=SITE_ALPHABET)
+    assert beam.text == "daiz"
+    (kept,) = to_predictions(softmax, DEFAULT_SPEC, keep_softmax=True, alphabet=SITE_ALPHABET.upper())
+    assert kept.text == "daiz"
+    np.testing.assert_array_equal(kept.softmax, softmax[0])
+
+
+@pytest.mark.parametrize(("alphabet", "message"), [("", "non-empty"), ("ab-?", "'-?'")])
+def test_an_alphabet_the_model_cannot_read_is_refused(alphabet: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        to_predictions(_path_softmax("-a-b-c-d-"), DEFAULT_SPEC, alphabet=alphabet)
+
+
+def test_the_site_alphabet_is_the_generators_characters_case_folded():
+    assert SITE_ALPHABET == "23456789abcdefghiklmnpqrstuvwxyz"
+    assert set(SITE_ALPHABET) == {char.lower() for char in SITE_CHARS}

@@ -20,7 +20,7 @@ from PIL import Image
 
 from shixin_client._decode import to_predictions
 from shixin_client._images import preprocess
-from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
+from shixin_client._spec import DEFAULT_SPEC, SITE_ALPHABET, CaptchaSpec
 
 from .augment import KINDS, perturb
 from .dataset import render_parallel
@@ -33,9 +33,9 @@ PERTURB_SEED = 900003
 MODE_NOTES = {"faithful": "Patchca's own ranges, as the site draws", "wide": "stretched ranges"}
 
 
-def decode(softmax: np.ndarray, spec: CaptchaSpec = DEFAULT_SPEC) -> list[str]:
+def decode(softmax: np.ndarray, spec: CaptchaSpec = DEFAULT_SPEC, alphabet: str | None = None) -> list[str]:
     """Decode with the SDK's own decoder, so accuracy is measured with the code users run."""
-    return [p.text for p in to_predictions(softmax, spec)]
+    return [p.text for p in to_predictions(softmax, spec, alphabet=alphabet)]
 
 
 def real_samples(folder: Path = REAL_SAMPLES) -> list[tuple[Path, str]]:
@@ -48,11 +48,18 @@ MODES: dict[str, bool | None] = {"mixed": None, "faithful": False, "wide": True}
 
 
 def evaluate(  # type: ignore[no-untyped-def]
-    model, seed: int, count: int, spec: CaptchaSpec = DEFAULT_SPEC, workers: int = 2, mode: str = "mixed"
+    model,
+    seed: int,
+    count: int,
+    spec: CaptchaSpec = DEFAULT_SPEC,
+    workers: int = 2,
+    mode: str = "mixed",
+    alphabet: str | None = None,
 ) -> dict:  # type: ignore[type-arg]
+    """``alphabet`` reads every image (generated, real, perturbed) as a client with that option would."""
     batch = render_parallel(seed, count, workers=workers, wide=MODES[mode])
     softmax = model.predict(batch.images.astype(np.float32), batch_size=256, verbose=0)
-    texts = decode(softmax, spec)
+    texts = decode(softmax, spec, alphabet)
     hits = [t == y for t, y in zip(texts, batch.texts, strict=True)]
     chars = total = 0
     confusions: Counter[tuple[str, str]] = Counter()
@@ -67,7 +74,7 @@ def evaluate(  # type: ignore[no-untyped-def]
             confusions[(truth, guess or "<empty>")] += 1
     real = []
     for path, label in real_samples():
-        text = decode(model.predict(preprocess(path, spec)[None], verbose=0), spec)[0]
+        text = decode(model.predict(preprocess(path, spec)[None], verbose=0), spec, alphabet)[0]
         real.append(
             {"file": f"{path.parent.name}/{path.name}", "label": label, "read": text, "ok": text == label}
         )
@@ -75,7 +82,8 @@ def evaluate(  # type: ignore[no-untyped-def]
         "seed": seed,
         "count": count,
         "mode": mode,
-        "real_perturbed": real_perturbed(model, spec),
+        "alphabet": alphabet,
+        "real_perturbed": real_perturbed(model, spec, alphabet=alphabet),
         "exact_match": float(np.mean(hits)),
         "char_accuracy": chars / total,
         "by_style": _accuracy_by(hits, batch.styles),
@@ -93,7 +101,9 @@ def _accuracy_by(hits: list[bool], groups: list[str]) -> dict[str, float]:
     }
 
 
-def real_perturbed(model, spec: CaptchaSpec = DEFAULT_SPEC, folder: Path = REAL_SAMPLES) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def real_perturbed(  # type: ignore[no-untyped-def]
+    model, spec: CaptchaSpec = DEFAULT_SPEC, folder: Path = REAL_SAMPLES, alphabet: str | None = None
+) -> dict[str, float]:
     """Exact match on the raw real samples, each shifted, scaled, rotated, blurred, JPEG'd, resized.
 
     Two real captchas are too few to show how a model generalises; their perturbed
@@ -115,7 +125,7 @@ def real_perturbed(model, spec: CaptchaSpec = DEFAULT_SPEC, folder: Path = REAL_
             for original, _ in samples
             for _ in range(PERTURBED_VARIANTS)
         ]
-        texts = decode(model.predict(np.stack(images), batch_size=256, verbose=0), spec)
+        texts = decode(model.predict(np.stack(images), batch_size=256, verbose=0), spec, alphabet)
         scores[kind] = float(np.mean([t == y for t, y in zip(texts, labels, strict=True)]))
     return scores
 
@@ -130,7 +140,9 @@ def write_report(report: dict, out: Path, command: str) -> None:  # type: ignore
         f"Reproduce: `{command}`",
         "",
         f"- Exact match (ignoring case): **{report['exact_match']:.4%}** on {report['count']} fresh captchas "
-        f"(seed {report['seed']}, never used in training; generator mode: {report.get('mode', 'mixed')})",
+        f"(seed {report['seed']}, never used in training; generator mode: {report.get('mode', 'mixed')}"
+        + (f"; read with alphabet {report['alphabet']!r}" if report.get("alphabet") else "")
+        + ")",
         f"- Per-character accuracy: {report['char_accuracy']:.4%}",
         "",
         "| generator mode | exact match |",
@@ -200,9 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mode", choices=list(MODES), default="mixed", help="the generator's 50/50 mix, or one mode alone"
     )
+    parser.add_argument("--alphabet", help="decode with this client alphabet; 'site': the site's own")
     args = parser.parse_args(argv)
     model = keras.models.load_model(args.model)
-    report = evaluate(model, args.seed, args.count, workers=args.workers, mode=args.mode)
+    alphabet = SITE_ALPHABET if args.alphabet == "site" else args.alphabet
+    report = evaluate(model, args.seed, args.count, workers=args.workers, mode=args.mode, alphabet=alphabet)
     given = sys.argv[1:] if argv is None else argv
     write_report(report, args.out, command="python -m training.evaluate " + " ".join(given))
     print(json.dumps({k: report[k] for k in ("exact_match", "char_accuracy", "by_style")}, indent=1))

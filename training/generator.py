@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from shixin_client._spec import SITE_CHARS
+
 WIDTH, HEIGHT = 160, 70
 MARGIN_LEFT = MARGIN_RIGHT = 10  # set by ConfigurableCaptchaService (facts §2)
 MARGIN_TOP = MARGIN_BOTTOM = 5  # AbstractTextRenderer defaults
@@ -32,9 +34,6 @@ FONT_SIZE = 45
 TEXT_LENGTH = 4
 STYLES = ("curves", "diffuse", "marble", "wobble", "double_ripple")
 
-#: The site's alphabet (facts §1, source [C], duplicates removed). Lowercase ``l``,
-#: ``o``, ``j`` and the digits 0/1 never appear there.
-SITE_CHARS = "23456789abcdefghikmnpqrstuvwxyzABCDEFGHIKLMNPQRSTUVWXYZ"
 #: Characters added in wide mode so the model knows every class it can emit; ``l``,
 #: ``o`` and ``O`` stay out because they are drawn like the site's ``I``, and ``0``.
 EXTRA_CHARS = "01jJ"

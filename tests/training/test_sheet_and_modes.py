@@ -41,5 +41,12 @@ def test_misread_sheet_counts_and_tiles_what_the_model_gets_wrong() -> None:
 def test_evaluate_one_mode_reports_it(mode: str) -> None:
     keras.utils.set_random_seed(0)
     report = evaluate.evaluate(build_model(TINY), seed=900_002, count=4, workers=1, mode=mode)
-    assert report["mode"] == mode
+    assert report["mode"] == mode and report["alphabet"] is None
     assert list(report["by_mode"]) == [mode]
+
+
+def test_evaluate_records_the_alphabet_it_read_with() -> None:
+    # What an alphabet does to decoding is tested in tests/test_decode.py.
+    keras.utils.set_random_seed(0)
+    report = evaluate.evaluate(build_model(TINY), seed=900_002, count=4, workers=1, alphabet="abc")
+    assert report["alphabet"] == "abc"
