@@ -15,10 +15,18 @@ LIMITS: dict[str, str] = {
         "through a requests.Session; urllib3 directly brought it to about 0.08"
     ),
     "5a": (
-        "One image per call: client encode/decode and the server's Python request handling are added "
-        "to the model call the baseline makes, on the same 2 cores"
+        "One image per call: client encode/decode, the gRPC hops and the server's Python handling are "
+        "added to the model call the baseline makes, on the same 2 cores. Two ways that were measured and "
+        "not kept: one TensorFlow intra-op thread in the server takes about 0.5 ms off our p50, but the "
+        "same setting takes the in-process baseline from 3.5 to 2.9 ms, so under equal settings the "
+        "ratio gets worse; running the model on the server's event loop instead of its executor saves "
+        "about 0.3 ms, but serialises concurrent unbatched requests (20% less throughput). Closing it "
+        "needs the C++ server, or more cores"
     ),
-    "5b": "As 5a, plus the REST client's extra CPU (row 4a)",
+    "5b": (
+        "As 5a, plus the REST client's extra CPU (row 4a) and the JSON text of 1,480 floats, which "
+        "the local server now writes in about 0.5 ms (1.7 ms before it was vectorised)"
+    ),
     "6a": (
         "Two CPU cores are shared by 8 client threads (1-3 ms of Python each per request), the local "
         "server's per-request Python (parsing, batching, response) and the model, while the in-process "
