@@ -69,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick", action="store_true", help="small counts, and skip the install footprint (row 2)"
     )
-    parser.add_argument("--rows", type=_item_numbers, help="only these items, e.g. 1,3,7 (default: all)")
+    parser.add_argument(
+        "--rows",
+        type=_item_numbers,
+        help="only these items, e.g. 1,3,7 (default: all); the results and docs written then hold only "
+        "them, so point --results/--docs elsewhere to keep a full run",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="results JSON (default: %(default)s)")
     parser.add_argument(
         "--docs",
