@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,25 @@ def test_litert_softmax_equals_keras(
     got = transport.run(batch)
     assert got.shape == expected.shape == (len(batch), 40, 37)
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    # A different batch size later on resizes the interpreter and still agrees.
+    # One image goes to the batch-1 companion; a different batch size later on resizes the
+    # interpreter; both still agree.
+    assert transport._single is not None
     np.testing.assert_allclose(transport.run(batch[:1]), expected[:1], atol=1e-5)
+    np.testing.assert_allclose(transport.run(batch[1:3]), expected[1:3], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_without_the_single_image_companion_the_main_model_reads_one_image(
+    embedded: tuple[Any, Path], real_samples: list[tuple[Path, str]], tmp_path: Path
+) -> None:
+    model, path = embedded
+    alone = tmp_path / path.name
+    shutil.copy(path, alone)
+    shutil.copy(path.with_name("spec.json"), tmp_path / "spec.json")
+    transport = LocalTransport(alone)
+    assert transport._single is None
+    image = preprocess(real_samples[0][0])[None]
+    np.testing.assert_allclose(transport.run(image), np.asarray(model(image, training=False)), atol=1e-5)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The embedded LiteRT model: builtin ops only, dynamic batch, the Keras model's outputs."""
+"""The embedded LiteRT models: builtin ops only, dynamic batch (and a batch-1 companion), Keras' outputs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from export.tflite import unrolled_copy
 from shixin_client._images import preprocess
+from shixin_client._transports.local import single_image_path
 
 
 def _ops(flatbuffer: bytes) -> set[str]:
@@ -60,3 +61,24 @@ def test_unrolled_copy_has_the_same_weights_and_function(tiny_model: Any, real_f
         np.testing.assert_array_equal(mine, theirs)
     images = np.stack([preprocess(data) for data in real_files])
     np.testing.assert_allclose(copy(images).numpy(), tiny_model(images).numpy(), atol=1e-6)
+
+
+def test_the_single_image_companion_keeps_its_loops_and_matches_keras(
+    cli_export: Any, real_files: list[bytes]
+) -> None:
+    single = single_image_path(cli_export.tflite_path)
+    ops = _ops(single.read_bytes())
+    assert "WHILE" in ops  # the GRUs stay loops: far fewer ops than the unrolled model
+    assert not {op for op in ops if op.startswith("Flex") or op in {"CUSTOM", "READ_VARIABLE"}}
+    spec = cli_export.spec
+    image = preprocess(real_files[0], spec)[None]
+    interpreter = Interpreter(model_path=str(single))
+    (image_input,) = interpreter.get_input_details()
+    (softmax_output,) = interpreter.get_output_details()
+    assert image_input["shape_signature"].tolist() == [1, spec.height, spec.width, 1]
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(image_input["index"], image)
+    interpreter.invoke()
+    np.testing.assert_allclose(
+        interpreter.get_tensor(softmax_output["index"]), cli_export.model(image).numpy(), atol=1e-5
+    )
