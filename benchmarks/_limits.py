@@ -50,8 +50,9 @@ LIMITS: dict[str, str] = {
         "0.2 ms at batch 1, which would meet the target; it means retraining the default preset"
     ),
     "8b": (
-        "As 8a: per-op overhead, which larger batches amortise. How close it comes depends on the "
-        "machine: 0.17 where ddddocr took 7.6 ms per image, 0.27 where it took 3.5 ms"
+        "As 8a: per-op overhead, which larger batches amortise (ours is about 0.9 ms per image on "
+        "every machine so far). The verdict follows ddddocr's speed: 0.17 where it took 7.6 ms per "
+        "image, 0.20-0.22 at 4.1 ms, 0.27 at 3.5 ms"
     ),
     "9b": (
         "Per image seen, the seed preset learns faster: after the same 100,000 images (50,000 x 2 "
