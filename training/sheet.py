@@ -18,8 +18,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
+from .dataset import render_parallel
 from .evaluate import REAL_SAMPLES, decode
 from .generator import HEIGHT, WIDTH, captcha_at
 
@@ -49,10 +50,6 @@ def build_sheet(seed: int, real_folder: Path) -> tuple[Image.Image, list[str]]:
 
 def misread_sheet(model, seed: int, count: int, workers: int = 2) -> tuple[Image.Image, int]:  # type: ignore[no-untyped-def]
     """The first misread captchas of ``count`` from ``seed`` (at :data:`MISREAD_START`), and how many."""
-    from PIL import ImageDraw
-
-    from .dataset import render_parallel
-
     batch = render_parallel(seed, count, workers=workers, start=MISREAD_START)
     texts = decode(model.predict(batch.images.astype(np.float32), batch_size=256, verbose=0))
     wrong = [i for i, (read, truth) in enumerate(zip(texts, batch.texts, strict=True)) if read != truth]
