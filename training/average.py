@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from .dataset import render_parallel
-from .evaluate import decode
-from .train import VALIDATION_SEED
+from .train import VALIDATION_SEED, exact_match
 
 #: Where the selection images start in the validation stream: far past the 2,000 an epoch
 #: that training draws from its start, so choosing here never reuses a checkpoint's own picks.
@@ -48,13 +47,6 @@ def soup(models: dict[str, Any]) -> Any:
     return model
 
 
-def exact_match(model: Any, count: int, workers: int = 2) -> float:
-    """Exact match on ``count`` selection captchas (validation seed, from :data:`SELECTION_START`)."""
-    batch = render_parallel(VALIDATION_SEED, count, workers=workers, start=SELECTION_START)
-    softmax = model.predict(batch.images.astype(np.float32), batch_size=256, verbose=0)
-    return float(np.mean([t == y for t, y in zip(decode(softmax), batch.texts, strict=True)]))
-
-
 def choose(candidates: dict[str, Any], score: Callable[[Any], float]) -> tuple[str, dict[str, float]]:
     """The best-scoring candidate's name (the first listed wins a tie) and every score."""
     scores = {name: score(model) for name, model in candidates.items()}
@@ -73,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     names = [str(path) for path in args.checkpoints]
     models = {name: keras.models.load_model(path) for name, path in zip(names, args.checkpoints, strict=True)}
     candidates = {**models, "average": soup(models)} if len(models) > 1 else models
-    best, scores = choose(candidates, lambda model: exact_match(model, args.count, args.workers))
+    # One set of selection captchas (validation seed, from SELECTION_START) for every candidate.
+    batch = render_parallel(VALIDATION_SEED, args.count, workers=args.workers, start=SELECTION_START)
+    best, scores = choose(candidates, lambda model: exact_match(model, batch))
     candidates[best].save(args.out)
     print(json.dumps({"chosen": best, "selection_exact_match": scores}, indent=1))
     return 0

@@ -61,7 +61,7 @@ def _setup_logging(out: Path) -> None:
     log.setLevel(logging.INFO)
 
 
-def _exact_match(model, batch: Batch, spec: CaptchaSpec) -> float:  # type: ignore[no-untyped-def]
+def exact_match(model, batch: Batch, spec: CaptchaSpec = DEFAULT_SPEC) -> float:  # type: ignore[no-untyped-def]
     softmax = model.predict(batch.images.astype(np.float32), batch_size=256, verbose=0)
     texts = evaluate.decode(softmax, spec)
     return float(np.mean([t == y for t, y in zip(texts, batch.texts, strict=True)]))
@@ -113,7 +113,7 @@ def train(args: argparse.Namespace) -> Path:
         fit = trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=2 if args.verbose else 0)
         loss = float(fit.history["loss"][-1])
         val = render(VALIDATION_SEED, epoch * args.val_size, args.val_size, spec)
-        accuracy = _exact_match(model, val, spec)
+        accuracy = exact_match(model, val, spec)
         history.append({"epoch": epoch + 1, "loss": loss, "val_accuracy": accuracy, "lr": lr})
         improved = accuracy > best
         if improved:
