@@ -24,7 +24,7 @@ from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
 
 from . import evaluate
 from .dataset import Batch, pool_dataset, render, render_parallel, stream_dataset
-from .model import build_model, logits_model
+from .model import PRESETS, build_model, logits_model
 
 log = logging.getLogger("training")
 
@@ -155,7 +155,7 @@ def train(args: argparse.Namespace) -> Path:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="default", choices=["default", "seed"])
+    parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
