@@ -85,10 +85,24 @@ def write_spec_json(spec: CaptchaSpec, path: str | Path) -> Path:
     return path
 
 
+def has_recurrent_layers(model: keras.Model) -> bool:
+    return any(isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)) for layer in model.layers)
+
+
 def write_embedded(model: keras.Model, tflite_path: str | Path, spec: CaptchaSpec = DEFAULT_SPEC) -> Path:
-    """The SDK's embedded assets: ``<tflite_path>``, its batch-1 companion and ``spec.json``, side by side."""
+    """The SDK's embedded assets: ``<tflite_path>``, ``spec.json`` and, for a recurrent model,
+    its batch-1 companion, side by side.
+
+    A model without recurrent layers converts to the same few ops at any batch size, so it
+    gets no companion, and a stale one from an earlier model is removed: the local
+    transport would otherwise read single images with the old model.
+    """
     check_model_matches(inference_model(model), spec)
     path = write_tflite(model, tflite_path)
-    write_single_image_tflite(model, single_image_path(path))
+    single = single_image_path(path)
+    if has_recurrent_layers(model):
+        write_single_image_tflite(model, single)
+    else:
+        single.unlink(missing_ok=True)
     write_spec_json(spec, path.with_name("spec.json"))
     return path

@@ -6,15 +6,19 @@ import contextlib
 import io
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from export.tflite import unrolled_copy
+from export.tflite import has_recurrent_layers, unrolled_copy, write_embedded
 from shixin_client._images import preprocess
 from shixin_client._transports.local import single_image_path
+from training.model import Preset, build_model
+
+from .conftest import TINY
 
 
 def _ops(flatbuffer: bytes) -> set[str]:
@@ -82,3 +86,28 @@ def test_the_single_image_companion_keeps_its_loops_and_matches_keras(
     np.testing.assert_allclose(
         interpreter.get_tensor(softmax_output["index"]), cli_export.model(image).numpy(), atol=1e-5
     )
+
+
+def test_a_recurrent_free_model_gets_no_companion_and_loses_a_stale_one(
+    tmp_path: Path, real_files: list[bytes]
+) -> None:
+    conv = build_model(
+        Preset(conv_filters=(4, 4, 4), projection=16, dropout=0.0, temporal_convs=((8, 3, 1), (8, 3, 2)))
+    )
+    assert has_recurrent_layers(build_model(TINY)) and not has_recurrent_layers(conv)
+    path = tmp_path / "shixin.tflite"
+    stale = single_image_path(path)
+    stale.write_bytes(b"an earlier model's companion")
+    write_embedded(conv, path)
+    assert not stale.exists() and (tmp_path / "spec.json").is_file()
+    ops = _ops(path.read_bytes())
+    assert "CONV_2D" in ops and not {op for op in ops if op.startswith("Flex") or op in {"CUSTOM", "WHILE"}}
+    images = np.stack([preprocess(data) for data in real_files])
+    interpreter = Interpreter(model_path=str(path))
+    (image_input,) = interpreter.get_input_details()
+    interpreter.resize_tensor_input(image_input["index"], images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(image_input["index"], images)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, conv(images).numpy(), atol=1e-5)
