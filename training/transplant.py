@@ -53,13 +53,21 @@ def copy_matching_weights(source: Any, target: Any) -> list[str]:
     return copied
 
 
-def features(model: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Per-step CNN features [N, steps, F] (float16 to halve the pool's memory)."""
+def features(model: Any, images: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Per-step CNN features [N, steps, F] as float16, halving the pool's memory.
+
+    The uint8 images become float32 a chunk at a time: a pool of 150,000 at once would
+    take 6.7 GB before Keras copies it again.
+    """
     import keras
 
-    extractor = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
-    out = extractor.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-    return np.asarray(out, dtype=np.float16)
+    layer = model.get_layer(FEATURES_LAYER)
+    extractor = keras.Model(model.input, layer.output)
+    out = np.empty((len(images), *layer.output.shape[1:]), dtype=np.float16)
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk].astype(np.float32)
+        out[start : start + chunk] = extractor.predict(part, batch_size=256, verbose=0)
+    return out
 
 
 def head_model(preset: Preset, width: int, spec: CaptchaSpec = DEFAULT_SPEC) -> Any:
