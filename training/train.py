@@ -52,13 +52,18 @@ def ctc_loss(spec: CaptchaSpec):  # type: ignore[no-untyped-def]
     return loss
 
 
-def _setup_logging(out: Path) -> None:
+def start_run(out: Path, seed: int) -> None:
+    """Seed every generator, log to the terminal and ``<out>/train.log``, and record the command."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
     for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(out / "train.log")):
         handler.setFormatter(fmt)
         log.addHandler(handler)
     log.setLevel(logging.INFO)
+    log.info("command: %s", " ".join(sys.argv))
 
 
 def exact_match(model, batch: Batch, spec: CaptchaSpec = DEFAULT_SPEC) -> float:  # type: ignore[no-untyped-def]
@@ -71,10 +76,8 @@ def train(args: argparse.Namespace) -> Path:
     import keras
 
     spec = DEFAULT_SPEC
-    keras.utils.set_random_seed(args.seed)
     out: Path = args.out
-    _setup_logging(out)
-    log.info("command: %s", " ".join(sys.argv))
+    start_run(out, args.seed)
     state_path = out / "state.json"
     history_path = out / "history.json"
     last_path, best_path = out / "last.keras", out / "best.keras"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
 
 from .dataset import render, render_parallel
 from .model import FEATURES_LAYER, PRESETS, Preset, build_model, sequence_head
-from .train import TEST_SEED, VALIDATION_SEED, _setup_logging, ctc_loss, exact_match
+from .train import TEST_SEED, VALIDATION_SEED, ctc_loss, exact_match, start_run
 
 log = logging.getLogger("training")
 
@@ -82,10 +81,8 @@ def transplant(args: argparse.Namespace) -> Path:
     import keras
 
     spec = DEFAULT_SPEC
-    keras.utils.set_random_seed(args.seed)
     out: Path = args.out
-    _setup_logging(out)
-    log.info("command: %s", " ".join(sys.argv))
+    start_run(out, args.seed)
     source = keras.models.load_model(args.source)
     model = build_model(args.preset, spec)
     copied = copy_matching_weights(source, model)
