@@ -2,7 +2,8 @@
 
 An untrained ``default`` model is enough: parity does not depend on the weights. The
 conversion goes through export's own ``write_embedded``, so the test holds the exact
-asset pair (``shixin.tflite`` + ``spec.json``) the package ships.
+asset pair (``shixin.tflite`` + ``spec.json``) the package ships; a recurrent (``gru``)
+model also gets the batch-1 companion.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from shixin_client._decode import to_predictions
 from shixin_client._images import preprocess
 from shixin_client._spec import INPUT_FLOAT, OUTPUT_SOFTMAX, SIGNATURE_FLOAT
 from shixin_client._transports.base import PredictCall
-from shixin_client._transports.local import LocalTransport, read_spec
+from shixin_client._transports.local import LocalTransport, read_spec, single_image_path
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +48,25 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     return model, path
 
 
+@pytest.fixture(scope="module")
+def embedded_gru(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """A recurrent model: export writes it a batch-1 companion for single images."""
+    keras = pytest.importorskip("keras")
+    from export.tflite import write_embedded
+    from training.model import build_model
+
+    keras.utils.set_random_seed(7)
+    model = build_model("gru")
+    path = write_embedded(model, tmp_path_factory.mktemp("gru-assets") / "shixin.tflite")
+    return model, path
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("which", ["embedded", "embedded_gru"])
 def test_litert_softmax_equals_keras(
-    embedded: tuple[Any, Path], real_samples: list[tuple[Path, str]]
+    which: str, request: pytest.FixtureRequest, real_samples: list[tuple[Path, str]]
 ) -> None:
-    model, path = embedded
+    model, path = request.getfixturevalue(which)
     rng = np.random.default_rng(0)
     noise = [(rng.random((70, 160)) > 0.5).astype(np.float32)[:, :, None] for _ in range(2)]
     batch = np.stack([preprocess(p) for p, _ in real_samples[:3]] + noise)
@@ -60,18 +75,19 @@ def test_litert_softmax_equals_keras(
     got = transport.run(batch)
     assert got.shape == expected.shape == (len(batch), 40, 37)
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    # One image goes to the batch-1 companion; a different batch size later on resizes the
-    # interpreter; both still agree.
-    assert transport._single is not None
+    # A recurrent model's single images go to its batch-1 companion; a different batch size
+    # later on resizes the interpreter; all agree.
+    assert (transport._single is not None) == (which == "embedded_gru")
     np.testing.assert_allclose(transport.run(batch[:1]), expected[:1], atol=1e-5)
     np.testing.assert_allclose(transport.run(batch[1:3]), expected[1:3], atol=1e-5)
 
 
 @pytest.mark.slow
 def test_without_the_single_image_companion_the_main_model_reads_one_image(
-    embedded: tuple[Any, Path], real_samples: list[tuple[Path, str]], tmp_path: Path
+    embedded_gru: tuple[Any, Path], real_samples: list[tuple[Path, str]], tmp_path: Path
 ) -> None:
-    model, path = embedded
+    model, path = embedded_gru
+    assert single_image_path(path).is_file()
     alone = tmp_path / path.name
     shutil.copy(path, alone)
     shutil.copy(path.with_name("spec.json"), tmp_path / "spec.json")

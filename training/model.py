@@ -39,14 +39,16 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "seed": Preset(conv_filters=(16, 16, 16), gru_units=512, projection=None, dropout=0.0),
-    "default": Preset(conv_filters=(16, 32, 32), gru_units=128, projection=128, dropout=0.2),
-    # The default's CNN with a recurrent-free head: receptive field 29 of the 40 steps.
-    "conv": Preset(
+    # Dilated 1-D convolutions over the 40 steps (receptive field 29 steps): no recurrent
+    # loop, so the embedded runtime reads one image in a few ops.
+    "default": Preset(
         conv_filters=(16, 32, 32),
         projection=128,
         dropout=0.2,
         temporal_convs=((256, 5, 1), (256, 5, 2), (256, 5, 4)),
     ),
+    # The same CNN with two BiGRU(128): the default until phase 8 (models/README.md).
+    "gru": Preset(conv_filters=(16, 32, 32), gru_units=128, projection=128, dropout=0.2),
 }
 #: The CNN's pools, (height, width): width shrinks by 4 to give spec.time_steps steps.
 POOLS = ((2, 2), (2, 2), (2, 1))

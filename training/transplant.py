@@ -1,6 +1,6 @@
 """CLI: give a trained model a new sequence head, trained on its frozen CNN's features.
 
-    python -m training.transplant models/shixin.keras --preset default --out runs/conv --seed 31
+    python -m training.transplant runs/p8/chosen.keras --preset default --out runs/conv --seed 31
 
 A preset that differs from a trained model only in its head (``training.model.sequence_head``)
 does not need training from scratch: its CNN can start as the trained one. This copies every
