@@ -7,10 +7,11 @@ same architecture is rebuilt from its config with ``unroll=True`` in every recur
 layer and given the trained weights: the same function, a different graph.
 
 The batch dimension stays dynamic: the interpreter starts at batch 1 and callers
-``resize_tensor_input`` for larger batches. Beside it goes a batch-1 companion
+``resize_tensor_input`` for larger batches. A recurrent model also gets a batch-1 companion
 (:func:`write_single_image_tflite`): with every shape static the converter lowers each GRU
 to a builtin ``WHILE`` loop, which LiteRT runs about twice as fast as the 2,976 unrolled
-ops for one image, the SDK's most common call.
+ops for one image, the SDK's most common call. The default preset has no recurrent layer
+and needs neither trick.
 """
 
 from __future__ import annotations
