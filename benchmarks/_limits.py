@@ -16,16 +16,17 @@ LIMITS: dict[str, str] = {
     ),
     "5a": (
         "One image per call: client encode/decode, the gRPC hops and the server's Python handling are "
-        "added to the model call the baseline makes, on the same 2 cores. Two ways that were measured and "
-        "not kept: one TensorFlow intra-op thread in the server takes about 0.5 ms off our p50, but the "
-        "same setting takes the in-process baseline from 3.5 to 2.9 ms, so under equal settings the "
-        "ratio gets worse; running the model on the server's event loop instead of its executor saves "
-        "about 0.3 ms, but serialises concurrent unbatched requests (20% less throughput). Closing it "
+        "added to the model call the baseline makes, on the same 2 cores: about 2-3 ms on top of the model. "
+        "Since phase 9 the model itself is fast (about 2.3 ms in-process at batch 1 against 4.7 ms for the "
+        "GRU model), so the same overhead is a larger share: our p50 fell from 8.5 to 4.4-6.5 ms "
+        "and the ratio rose from 1.8 to 1.9-2.6. Measured and not kept: one TensorFlow intra-op thread "
+        "in the server (the baseline gains more from the same setting); running the model on the "
+        "server's event loop (serialises concurrent unbatched requests, 20% less throughput). Closing it "
         "needs the C++ server, or more cores"
     ),
     "5b": (
         "As 5a, plus the REST client's extra CPU (row 4a) and the JSON text of 1,480 floats, which "
-        "the local server now writes in about 0.5 ms (1.7 ms before it was vectorised)"
+        "the local server writes in about 0.5 ms"
     ),
     "6a": (
         "Two CPU cores are shared by 8 client threads (1-3 ms of Python each per request), the local "
@@ -43,26 +44,26 @@ LIMITS: dict[str, str] = {
         "already only the merge of 256 short rows"
     ),
     "8a": (
-        "One image now goes to the batch-1 companion model, whose GRUs run as LiteRT WHILE loops: about "
-        "1.2 ms of model per image instead of 2.1 ms for the 2,976 unrolled ops, plus about 0.3 ms to "
-        "decode and threshold the PNG. Measured on this model's architecture with untrained weights, a "
-        "recurrent-free head (two 1-D convolutions over the 40 steps instead of the BiGRUs) runs in "
-        "0.2 ms at batch 1, which would meet the target; it means retraining the default preset"
+        "Since phase 9 the model has no recurrent layer and LiteRT runs it in about 0.37 ms per image "
+        "(the GRU model: 1.2 ms). What is left per call: about 0.28 ms of the reference preprocessing, "
+        "computed exactly as the reference does in float32 (Pillow ImageMath, no numpy on the REST path), "
+        "about 0.1 ms of PNG decoding and 0.1 ms of client and decoder. Ours took 0.9-1.3 ms in six runs "
+        "and ddddocr 3.2-4.9 ms, so the ratio was 0.23-0.37 (0.57-0.69 with the GRU model). Closing it: a "
+        "cheaper exact preprocessing (a compiled kernel), or a smaller head (a 128-wide head costs about "
+        "30% less and would need training and the same accuracy check)"
     ),
     "8b": (
-        "As 8a: per-op overhead, which larger batches amortise (ours is about 0.9 ms per image on "
-        "every machine so far). The verdict follows ddddocr's speed: 0.17 where it took 7.6 ms per "
-        "image, 0.20-0.22 at 4.1 ms, 0.27 at 3.5 ms"
+        "As 8a without the per-call costs: 0.73-0.8 ms per image against ddddocr's 3.2-4.9 ms, 0.16-0.24 in "
+        "six runs (0.20-0.24 with the GRU model); about 40% of our time is now the exact preprocessing"
     ),
     "9b": (
-        "Per image seen, the seed preset learns faster: after the same 100,000 images (50,000 x 2 "
-        "epochs) it reads 86% against 66%, with twelve times the parameters (GRUs of 512, no dropout). "
-        "Per minute of training the default preset wins (row 9c: six epochs in the time of the seed "
-        "preset's two). Whether the default matches the seed preset once both have converged needs "
-        "both trained to convergence, which takes a GPU session"
+        "On the benchmark's sample the two presets are within a point of each other after the same "
+        "100,000 images; on the 10,000 test captchas the default reads 85.16% against the seed preset's "
+        "86.24% (models/README.md), so at equal data they are about even, with an eighth of the parameters. "
+        "Whether they stay even once both have converged needs both trained to convergence (a GPU session)"
     ),
     "9c": (
-        "Both runs are far from converged (about 23 minutes of one CPU thread each); see 9b for what "
+        "Both runs are far from converged (19-23 minutes of one CPU thread each); see 9b for what "
         "a converged comparison needs"
     ),
 }
