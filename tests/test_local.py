@@ -36,29 +36,25 @@ from shixin_client._transports.base import PredictCall
 from shixin_client._transports.local import LocalTransport, read_spec, single_image_path
 
 
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+def _embedded(preset: str, folder: Path) -> tuple[Any, Path]:
     keras = pytest.importorskip("keras")
     from export.tflite import write_embedded
     from training.model import build_model
 
     keras.utils.set_random_seed(7)
-    model = build_model("default")
-    path = write_embedded(model, tmp_path_factory.mktemp("assets") / "shixin.tflite")
-    return model, path
+    model = build_model(preset)
+    return model, write_embedded(model, folder / "shixin.tflite")
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    return _embedded("default", tmp_path_factory.mktemp("assets"))
 
 
 @pytest.fixture(scope="module")
 def embedded_gru(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     """A recurrent model: export writes it a batch-1 companion for single images."""
-    keras = pytest.importorskip("keras")
-    from export.tflite import write_embedded
-    from training.model import build_model
-
-    keras.utils.set_random_seed(7)
-    model = build_model("gru")
-    path = write_embedded(model, tmp_path_factory.mktemp("gru-assets") / "shixin.tflite")
-    return model, path
+    return _embedded("gru", tmp_path_factory.mktemp("gru-assets"))
 
 
 @pytest.mark.slow
