@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,11 @@ log = logging.getLogger("training")
 VALIDATION_START = 1_500_000
 
 
-def copy_matching_weights(source: Any, target: Any) -> list[str]:
+def copy_matching_weights(source: Any, target: Any, skip: Collection[str] = ()) -> list[str]:
     """Copy each layer of ``source`` into the same-named ``target`` layer of the same shapes."""
     copied = []
     for layer in target.layers:
-        if not layer.weights:
+        if not layer.weights or layer.name in skip:
             continue
         try:
             other = source.get_layer(layer.name)
@@ -85,7 +86,10 @@ def transplant(args: argparse.Namespace) -> Path:
     start_run(out, args.seed)
     source = keras.models.load_model(args.source)
     model = build_model(args.preset, spec)
-    copied = copy_matching_weights(source, model)
+    head = head_model(PRESETS[args.preset], model.get_layer(FEATURES_LAYER).output.shape[-1], spec)
+    # Only the CNN comes from the source: a head layer that happens to match in shape (the
+    # logits, when the old and new heads are equally wide) starts fresh like the rest.
+    copied = copy_matching_weights(source, model, skip={layer.name for layer in head.layers})
     if FEATURES_LAYER not in copied:
         raise SystemExit(f"{args.source} has no {FEATURES_LAYER!r} layer of {args.preset}'s shape to copy")
     log.info("copied %s from %s; training the rest", ", ".join(copied), args.source)
@@ -95,7 +99,6 @@ def transplant(args: argparse.Namespace) -> Path:
     val = render(VALIDATION_SEED, VALIDATION_START, args.val_size, spec)
     log.info("rendered %d captchas and their features in %.0f s", args.train_size, time.time() - t0)
 
-    head = head_model(PRESETS[args.preset], pool_features.shape[-1], spec)
     head.compile(optimizer=keras.optimizers.Adam(args.lr, amsgrad=True, clipnorm=5.0), loss=ctc_loss(spec))
     history: list[dict[str, float]] = []
     best = -1.0

@@ -14,6 +14,8 @@ from training import train, transplant
 from training.model import FEATURES_LAYER, LOGITS_LAYER, PRESETS, Preset, build_model
 
 TINY_GRU = Preset(conv_filters=(2, 2, 2), gru_units=4, projection=8, dropout=0.0)
+#: Its logits read 2 x 3 = 6 features, as TINY_CONV's do: same name, same shape, still a head layer.
+TINY_GRU_AS_WIDE = Preset(conv_filters=(2, 2, 2), gru_units=3, projection=8, dropout=0.0)
 TINY_CONV = Preset(conv_filters=(2, 2, 2), projection=8, dropout=0.0, temporal_convs=((6, 3, 1), (6, 3, 2)))
 CNN_LAYERS = ["conv1", "bn1", "conv2", "bn2", "conv3", "bn3", FEATURES_LAYER]
 
@@ -45,6 +47,7 @@ def test_only_same_named_same_shaped_layers_are_copied() -> None:
     source, target = build_model(TINY_GRU), build_model(TINY_CONV)
     # The GRU head's logits read 2 x 4 features, the conv head's 6: not copied.
     assert transplant.copy_matching_weights(source, target) == CNN_LAYERS
+    assert transplant.copy_matching_weights(source, target, skip={"conv1", "bn1"}) == CNN_LAYERS[2:]
     assert_same_cnn(target, source)
 
 
@@ -65,7 +68,7 @@ def test_the_head_model_is_the_full_model_after_the_features() -> None:
 def test_cli_trains_a_head_that_train_resumes_end_to_end(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(model_module.PRESETS, "tinyconv", TINY_CONV)
     keras.utils.set_random_seed(0)
-    source = build_model(TINY_GRU)
+    source = build_model(TINY_GRU_AS_WIDE)
     source_path = tmp_path / "source.keras"
     source.save(source_path)
     out = tmp_path / "run"
@@ -74,7 +77,7 @@ def test_cli_trains_a_head_that_train_resumes_end_to_end(tmp_path, monkeypatch) 
             "--batch-size", "32", "--workers", "1"]  # fmt: skip
     assert transplant.main(args) == 0
     report = json.loads((out / "transplant.json").read_text())
-    assert report["copied"] == CNN_LAYERS
+    assert report["copied"] == CNN_LAYERS  # not the equally shaped logits: the head starts fresh
     assert [row["epoch"] for row in report["history"]] == [1, 2]
     assert report["history"][1]["loss"] < report["history"][0]["loss"]
     assert json.loads((out / "state.json").read_text())["epoch"] == 0
