@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import time
 from collections.abc import Collection
 from pathlib import Path
@@ -120,8 +121,7 @@ def transplant(args: argparse.Namespace) -> Path:
             best = accuracy
             model.save(out / "best.keras")
     # train.py --resume picks up from here: it fine-tunes the whole network from the best head.
-    best_model = keras.models.load_model(out / "best.keras")
-    best_model.save(out / "last.keras")
+    shutil.copyfile(out / "best.keras", out / "last.keras")
     (out / "state.json").write_text(json.dumps({"epoch": 0, "best": -1.0, "lr": lr, "stale": 0}))
     (out / "history.json").write_text("[]")
     (out / "transplant.json").write_text(json.dumps({"copied": copied, "history": history}, indent=1))
