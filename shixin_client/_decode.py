@@ -263,6 +263,25 @@ def _greedy_char_probabilities(softmax: np.ndarray, best: np.ndarray, keep: np.n
     return result
 
 
+def greedy_confidences(softmax: np.ndarray, spec: CaptchaSpec) -> np.ndarray:
+    """Per row, the confidence :func:`to_predictions` gives its greedy reading, or 0.0 when
+    that reading does not have exactly ``spec.label_length`` characters (decoding then
+    searches alignments, so greedy's figure says nothing). NaN stays NaN.
+
+    Cheap enough to run on every batch: the embedded runtime uses it to decide which rows
+    of its int8 model's output to trust.
+    """
+    import numpy as np
+
+    array = _check_softmax(softmax, spec.blank_index)
+    best, keep = _greedy_best(array, spec.blank_index)
+    probabilities = _greedy_char_probabilities(array, best, keep)
+    return np.array(
+        [math.prod(row.tolist()) if len(row) == spec.label_length else 0.0 for row in probabilities],
+        dtype=np.float64,
+    )
+
+
 def _aligned_char_probabilities(softmax: np.ndarray, path: list[int], blank: int) -> np.ndarray:
     """Per character of ``path``, its highest probability over the frames that the most
     probable CTC alignment of ``path`` gives it (beam search keeps no alignment)."""

@@ -51,6 +51,11 @@ ImageInput = Union[
 #: The reference gray weights, applied elementwise in float32: ``(r*w0 + g*w1) + b*w2``.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
+#: Pillow's RGB -> L matrix conversion in one C pass: it computes ``(r*w0 + g*w1) + b*w2`` in
+#: float32, adds the fourth value and then 0.5 (to round), and truncates. With -0.5 there it
+#: truncates the reference gray exactly: tests/test_numpy_free.py checks all 2**24 colours.
+_GRAY_MATRIX = (*GRAY_WEIGHTS, -0.5)
+
 #: Modes read as one wide gray channel (16-bit, 32-bit integer, float) rather than RGBA.
 _WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
@@ -254,9 +259,13 @@ def _gray_of_level() -> list[int]:
 
 def _spread(*bands: Image.Image) -> float:
     """max - min over all bands, as numpy's float32 ``rgb.max() - rgb.min()``."""
-    extrema = [band.getextrema() for band in bands]
-    high = max(float(e[1]) for e in extrema)  # type: ignore[arg-type, index]
-    low = min(float(e[0]) for e in extrema)  # type: ignore[arg-type, index]
+    return _spread_of([band.getextrema() for band in bands])
+
+
+def _spread_of(extrema: Any) -> float:
+    """max - min over (low, high) pairs, one per band."""
+    high = max(float(e[1]) for e in extrema)
+    low = min(float(e[0]) for e in extrema)
     return _float32(high - low)
 
 
@@ -289,21 +298,28 @@ def _gray(picture: Image.Image) -> tuple[Image.Image, float]:
     if picture.mode == "L":
         return picture.point(_gray_of_level()), _spread(picture)
     rgba = picture if picture.mode in ("RGB", "RGBA") else picture.convert("RGBA")
-    r, g, b, *alpha = rgba.split()
-    if not alpha or alpha[0].getextrema() == (255, 255):
+    if rgba.mode == "RGB" or rgba.getchannel("A").getextrema() == (255, 255):
         # c*1.0 + 255*0.0 == c, so opaque pictures skip the compositing exactly.
-        floats = [band.convert("F") for band in (r, g, b)]
-        return _gray_f(*floats).convert("L"), _spread(r, g, b)
-    bands = {"r": r.convert("F"), "g": g.convert("F"), "b": b.convert("F"), "a": alpha[0].convert("F")}
+        rgb = rgba if rgba.mode == "RGB" else rgba.convert("RGB")
+        gray = rgb.convert("L", matrix=_GRAY_MATRIX)
+        return gray, _spread_if_flat(gray, lambda: _spread_of(rgb.getextrema()))
+    r, g, b, alpha = rgba.split()
+    bands = {"r": r.convert("F"), "g": g.convert("F"), "b": b.convert("F"), "a": alpha.convert("F")}
     gray = _math(_composite_gray, **bands).convert("L")
+    return gray, _spread_if_flat(
+        gray, lambda: _spread(*(_composite(bands[name], bands["a"]) for name in "rgb"))
+    )
+
+
+def _spread_if_flat(gray: Image.Image, exact: Callable[[], float]) -> float:
+    """The colour spread where it matters, else ``math.inf``.
+
+    Colours within 1.0 of each other give grays within 1.0 (the weights sum to 1), so a
+    gray spread of 2 or more means the picture is not blank; only nearly flat pictures
+    need the exact spread, which costs more than the gray itself.
+    """
     low, high = gray.getextrema()  # type: ignore[misc]
-    if high - low >= 2:  # type: ignore[operator]
-        # Colours within 1.0 of each other give grays within 1.0 (the weights sum to 1),
-        # so a gray spread of 2 or more means the picture is not blank; the exact spread
-        # only matters for nearly flat pictures.
-        return gray, math.inf
-    composited = [_composite(bands[name], bands["a"]) for name in "rgb"]
-    return gray, _spread(*composited)
+    return math.inf if high - low >= 2 else exact()  # type: ignore[operator]
 
 
 def _threshold(gray: Image.Image) -> Image.Image:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shixin_client._decode import beam_search_decode, greedy_decode, to_predictions
+from shixin_client._decode import beam_search_decode, greedy_confidences, greedy_decode, to_predictions
 from shixin_client._exceptions import BadResponseError
 from shixin_client._spec import BLANK_INDEX, DEFAULT_SPEC, SITE_ALPHABET, SITE_CHARS, CaptchaSpec
 from shixin_client._transports.base import Tensor
@@ -239,3 +239,26 @@ def test_an_alphabet_the_model_cannot_read_is_refused(alphabet: str, message: st
 def test_the_site_alphabet_is_the_generators_characters_case_folded():
     assert SITE_ALPHABET == "23456789abcdefghiklmnpqrstuvwxyz"
     assert set(SITE_ALPHABET) == {char.lower() for char in SITE_CHARS}
+
+
+def test_greedy_confidences_are_to_predictions_confidences_where_greedy_has_the_label_length():
+    softmax = np.concatenate([_real_softmax(), INPUTS["peaked"], INPUTS["flat"]])
+    spec = DEFAULT_SPEC
+    confidences = greedy_confidences(softmax, spec)
+    paths = greedy_decode(softmax, spec.blank_index)
+    predictions = to_predictions(softmax, spec)
+    assert any(len(path) == spec.label_length for path in paths)
+    assert any(len(path) != spec.label_length for path in paths)
+    for confidence, path, prediction in zip(confidences, paths, predictions, strict=True):
+        if len(path) == spec.label_length:
+            assert confidence == prediction.confidence
+        else:
+            assert confidence == 0.0  # decoding searched alignments: greedy's figure means nothing
+
+
+def test_a_nan_row_has_no_greedy_confidence_to_trust():
+    softmax = _real_softmax()[:2].copy()
+    softmax[1, 3, :] = np.nan
+    confidences = greedy_confidences(softmax, DEFAULT_SPEC)
+    assert confidences[0] > 0.5
+    assert not confidences[1] > 0.0  # NaN or a broken path: no threshold admits it

@@ -29,11 +29,18 @@ from shixin_client import (
     Timeout,
 )
 from shixin_client._config import ModelRef
-from shixin_client._decode import to_predictions
+from shixin_client._decode import greedy_confidences, to_predictions
 from shixin_client._images import preprocess
 from shixin_client._spec import INPUT_FLOAT, OUTPUT_SOFTMAX, SIGNATURE_FLOAT
 from shixin_client._transports.base import PredictCall
-from shixin_client._transports.local import LocalTransport, read_spec, single_image_path
+from shixin_client._transports.local import (
+    DEFAULT_MODEL_PATH,
+    INT8_TRUST,
+    LocalTransport,
+    int8_path,
+    read_spec,
+    single_image_path,
+)
 
 
 def _embedded(preset: str, folder: Path) -> tuple[Any, Path]:
@@ -73,7 +80,7 @@ def test_litert_softmax_equals_keras(
     np.testing.assert_allclose(got, expected, atol=1e-5)
     # A recurrent model's single images go to its batch-1 companion; a different batch size
     # later on resizes the interpreter; all agree.
-    assert (transport._single is not None) == (which == "embedded_gru")
+    assert transport._has_single == (which == "embedded_gru")
     np.testing.assert_allclose(transport.run(batch[:1]), expected[:1], atol=1e-5)
     np.testing.assert_allclose(transport.run(batch[1:3]), expected[1:3], atol=1e-5)
 
@@ -88,7 +95,7 @@ def test_without_the_single_image_companion_the_main_model_reads_one_image(
     shutil.copy(path, alone)
     shutil.copy(path.with_name("spec.json"), tmp_path / "spec.json")
     transport = LocalTransport(alone)
-    assert transport._single is None
+    assert not transport._has_single
     image = preprocess(real_samples[0][0])[None]
     np.testing.assert_allclose(transport.run(image), np.asarray(model(image, training=False)), atol=1e-5)
 
@@ -138,6 +145,55 @@ def test_local_refuses_bad_calls(embedded: tuple[Any, Path]) -> None:
     for bad in (0, -2, 1.5, True, "2"):
         with pytest.raises(ValueError, match="threads must be a positive int"):
             LocalTransport(embedded[1], threads=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="int8 must be True or False"):
+        LocalTransport(embedded[1], int8="yes")  # type: ignore[arg-type]
+    assert transport._int8 is None and "int8=False" in repr(transport)  # no companion beside it
+
+
+def _int8_softmax(batch: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(int8_path(DEFAULT_MODEL_PATH)))
+    (image_input,) = interpreter.get_input_details()
+    interpreter.resize_tensor_input(image_input["index"], batch.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(image_input["index"], batch)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def test_the_int8_companion_answers_what_it_is_sure_of_and_the_float_model_the_rest(
+    real_samples: list[tuple[Path, str]],
+) -> None:
+    pytest.importorskip("ai_edge_litert")
+    rng = np.random.default_rng(0)
+    noise = [(rng.random((70, 160)) > 0.5).astype(np.float32)[:, :, None] for _ in range(2)]
+    batch = np.stack([preprocess(p) for p, _ in real_samples] + noise)
+    quick = _int8_softmax(batch)
+    sure = greedy_confidences(quick, DEFAULT_SPEC) >= INT8_TRUST
+    assert sure.tolist() == [True] * len(real_samples) + [False, False]
+    exact = LocalTransport(int8=False)
+    float_rows = np.concatenate([exact.run(batch[i : i + 1]) for i in range(len(batch))])
+    assert exact.int8_rows == 0 and exact.float_rows == len(batch)
+    cascade = LocalTransport()
+    assert "int8=True" in repr(cascade)
+    got = cascade.run(batch)
+    np.testing.assert_array_equal(got[sure], quick[sure])
+    np.testing.assert_array_equal(got[~sure], float_rows[~sure])
+    assert (cascade.int8_rows, cascade.float_rows) == (len(real_samples), 2)
+    assert not np.array_equal(quick[sure], float_rows[sure])  # truly another model, read where sure
+    # One image at a time takes the same route.
+    np.testing.assert_array_equal(cascade.run(batch[:1]), quick[:1])
+    np.testing.assert_array_equal(cascade.run(batch[-1:]), float_rows[-1:])
+
+
+def test_local_clients_pass_int8_on() -> None:
+    pytest.importorskip("ai_edge_litert")
+    with ShixinClient.local(int8=False) as exact, ShixinClient.local() as quick:
+        assert exact._shared.transport._int8 is None  # type: ignore[attr-defined]
+        assert quick._shared.transport._int8 is not None  # type: ignore[attr-defined]
+    client = AsyncShixinClient.local(int8=False)
+    assert client._shared.transport.transport._int8 is None  # type: ignore[attr-defined]
 
 
 def test_missing_litert_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

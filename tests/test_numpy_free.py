@@ -291,8 +291,9 @@ def pillow_gray(picture: Image.Image) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_gray_is_the_elementwise_float32_formula_on_every_rgb_colour() -> None:
-    """All 2**24 colours as one 4096 x 4096 picture (about 2 s)."""
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_gray_is_the_elementwise_float32_formula_on_every_rgb_colour(mode: str) -> None:
+    """All 2**24 colours as one 4096 x 4096 picture (about 2 s), opaque RGBA as the generator writes."""
     index = np.arange(1 << 24, dtype=np.uint32)
     rgb = np.stack([index >> 16, (index >> 8) & 255, index & 255], axis=-1).astype(np.uint8)
     rgb = rgb.reshape(4096, 4096, 3)
@@ -301,8 +302,14 @@ def test_gray_is_the_elementwise_float32_formula_on_every_rgb_colour() -> None:
         values[..., 0] * WEIGHTS[0] + values[..., 1] * WEIGHTS[1] + values[..., 2] * WEIGHTS[2]
     ).astype(np.uint8)
     del values
-    got = pillow_gray(Image.fromarray(rgb, "RGB"))
-    assert int((got != expected).sum()) == 0
+    pixels = rgb if mode == "RGB" else np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    gray, spread = _gray(Image.fromarray(pixels, mode))
+    assert int((np.asarray(gray) != expected).sum()) == 0
+    assert math.isinf(spread)  # grays 2 or more apart: certainly not blank, no exact spread needed
+    nearly_flat = pixels[:70, :160].copy()
+    nearly_flat[..., :3] = np.random.default_rng(4).integers(200, 202, size=(70, 160, 3), dtype=np.uint8)
+    assert _gray(Image.fromarray(nearly_flat, mode))[1] == 1.0
+    assert _gray(Image.fromarray(np.full_like(nearly_flat, 255), mode))[1] == 0.0
 
 
 def test_compositing_on_white_matches_numpy_for_every_colour_and_alpha() -> None:

@@ -76,6 +76,13 @@ def test_cli_needs_a_target(capsys: pytest.CaptureFixture[str]) -> None:
     assert "give --base-path (SavedModel), --tflite (embedded model) or both" in capsys.readouterr().err
 
 
+def test_cli_int8_needs_the_embedded_model(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", "model.keras", "--base-path", "models", "--int8"])
+    assert exit_info.value.code == 2
+    assert "--int8 needs --tflite" in capsys.readouterr().err
+
+
 def test_cli_reports_a_missing_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nope.keras"
     assert main(["--model", str(missing), "--base-path", str(tmp_path)]) == 1

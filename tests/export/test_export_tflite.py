@@ -15,7 +15,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from export.tflite import has_recurrent_layers, unrolled_copy, write_embedded
 from shixin_client._images import preprocess
-from shixin_client._transports.local import single_image_path
+from shixin_client._transports.local import int8_path, single_image_path
 from training.model import Preset, build_model
 
 from .conftest import TINY
@@ -111,3 +111,35 @@ def test_a_recurrent_free_model_gets_no_companion_and_loses_a_stale_one(
     interpreter.invoke()
     got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_allclose(got, conv(images).numpy(), atol=1e-5)
+
+
+def _weight_types(path: Path) -> set[str]:
+    interpreter = Interpreter(model_path=str(path))
+    return {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+
+
+def test_int8_companion_has_int8_weights_and_a_later_float_export_removes_it(
+    tmp_path: Path, real_files: list[bytes]
+) -> None:
+    conv = build_model(
+        Preset(conv_filters=(8, 8, 8), projection=32, dropout=0.0, temporal_convs=((32, 3, 1), (32, 3, 2)))
+    )
+    path = tmp_path / "shixin.tflite"
+    write_embedded(conv, path, int8=True)
+    companion = int8_path(path)
+    assert companion.is_file() and companion.stat().st_size < path.stat().st_size
+    assert "int8" in _weight_types(companion) and "int8" not in _weight_types(path)
+    images = np.stack([preprocess(data) for data in real_files])
+    interpreter = Interpreter(model_path=str(companion))
+    (image_input,) = interpreter.get_input_details()
+    assert image_input["dtype"] == np.float32  # activations stay float: the same calls as the float model
+    interpreter.resize_tensor_input(image_input["index"], images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(image_input["index"], images)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    want = conv(images).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=0.05)  # an approximation, not the same numbers
+    write_embedded(conv, path)
+    assert not companion.exists()
