@@ -53,7 +53,8 @@ def _accuracy_row(
 
 def embedded_rows(ctx: Context) -> list[Row]:
     compares_time = (
-        "wall time per image of the embedded LiteRT model via `ShixinClient.local()` vs "
+        "wall time per image of the embedded LiteRT model via `ShixinClient.local()` (its int8 companion "
+        "first, the float model for the readings under 0.9 confidence) vs "
         "`ddddocr.DdddOcr(show_ad=False).classification(bytes)`, both from the same encoded files"
     )
     try:
