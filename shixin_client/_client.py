@@ -125,6 +125,8 @@ class _Options:
 
     def merge(self, changes: Mapping[str, Any]) -> _Options:
         """These options with ``changes`` applied; an unknown key is a TypeError, as for any keyword."""
+        if not changes:
+            return self  # frozen: every call without options shares them
         unknown = set(changes) - set(ClientOptions.__annotations__)
         if unknown:
             raise TypeError(
