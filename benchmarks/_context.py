@@ -185,6 +185,11 @@ class Context:
         return build_model("seed"), None
 
     @cached_property
+    def seed_six_epochs(self) -> tuple[Any, Path] | None:
+        """The ``seed`` preset's run continued to six epochs on the same data, if it was."""
+        return _preset_run("seed-6-epochs")
+
+    @cached_property
     def default_equal_data(self) -> tuple[Any, Path] | None:
         """The ``default`` preset trained with the seed preset's command (data, epochs), if it was."""
         return _preset_run("default")

@@ -44,17 +44,17 @@ LIMITS: dict[str, str] = {
         "already only the merge of 256 short rows"
     ),
     "8a": (
-        "Since phase 9 the model has no recurrent layer and LiteRT runs it in about 0.37 ms per image "
-        "(the GRU model: 1.2 ms). What is left per call: about 0.28 ms of the reference preprocessing, "
-        "computed exactly as the reference does in float32 (Pillow ImageMath, no numpy on the REST path), "
-        "about 0.1 ms of PNG decoding and 0.1 ms of client and decoder. Ours took 0.9-1.3 ms in six runs "
-        "and ddddocr 3.2-4.9 ms, so the ratio was 0.23-0.37 (0.57-0.69 with the GRU model). Closing it: a "
-        "cheaper exact preprocessing (a compiled kernel), or a smaller head (a 128-wide head costs about "
-        "30% less and would need training and the same accuracy check)"
+        "The model is no longer most of it: the int8 companion reads a captcha in about 0.2 ms and the "
+        "float model rereads the 7% it is unsure of (the float model alone: 0.37 ms). Per call about "
+        "0.12-0.17 ms go to decoding the PNG (zlib alone is 0.1 ms), 0.07 ms to the exact reference "
+        "gray and threshold, and about 0.1 ms to the client and the decoder; ours took 0.63-0.69 ms "
+        "against ddddocr's 3.4 ms, so a run lands either side of 1/5. Closing it for good: a "
+        "smaller model (a 128-wide head costs about 30% less and needs training and the same accuracy "
+        "check), or a compiled preprocessing"
     ),
     "8b": (
-        "As 8a without the per-call costs: 0.73-0.8 ms per image against ddddocr's 3.2-4.9 ms, 0.16-0.24 in "
-        "six runs (0.20-0.24 with the GRU model); about 40% of our time is now the exact preprocessing"
+        "As 8a without most per-call costs: about 0.56 ms per image against ddddocr's 3.4 ms (0.16-0.17), "
+        "half of it PNG decoding and the exact preprocessing"
     ),
     "9b": (
         "On the benchmark's sample the two presets are within a point of each other after the same "
