@@ -564,7 +564,8 @@ class ShixinClient(_BaseClient):
 
         It sends float tensors by default: with no wire to save, encoding each picture as
         a PNG only for the transport to decode it again would double the work. ``threads``
-        is LiteRT's thread count (default: every core, up to 4). ``int8`` runs the model's
+        is LiteRT's thread count for batches (default: every core, up to 4; one image at a
+        time runs on one thread). ``int8`` runs the model's
         int8 companion first where there is one (the shipped model has): about twice as
         fast, with the float model reading whatever the companion is unsure of, so the
         strings stay the float model's; ``int8=False`` runs only the float model.

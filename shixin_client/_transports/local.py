@@ -43,8 +43,10 @@ DEFAULT_MODEL_PATH = ASSETS / "shixin.tflite"
 SPEC_FILE = "spec.json"
 #: The embedded model has one version; status and metadata report it as this number.
 LOCAL_VERSION = 1
-#: The default thread count is every core up to this many.
+#: The default thread count for batches is every core up to this many.
 MAX_DEFAULT_THREADS = 4
+#: Threads for one image at a time: too little work to share (see :class:`_Model`).
+SINGLE_IMAGE_THREADS = 1
 #: The int8 companion's answer for a captcha is kept when its greedy reading has exactly the
 #: label length and a confidence (product of the characters' probabilities) of at least this;
 #: otherwise the float model answers. On 10,000 validation captchas the int8 model alone read
@@ -99,12 +101,17 @@ class _Interpreter:
 class _Model:
     """One model file behind two interpreters: one fixed at batch 1 (a recurrent model's
     batch-1 companion when there is one) and one for batches, made when first needed, so
-    single images between batches never reallocate either."""
+    single images between batches never reallocate either.
+
+    A single image runs on one thread (:data:`SINGLE_IMAGE_THREADS`): on the 2-core
+    benchmark machine, two threads read a captcha in 0.70-1.0 ms depending on how the
+    scheduler placed the workers, one thread in 0.73-0.75 ms every time.
+    """
 
     def __init__(self, path: Path, threads: int, single: Optional[Path] = None) -> None:
         self._path = path
         self._threads = threads
-        self._one = _Interpreter(single or path, threads, fixed_batch=True)
+        self._one = _Interpreter(single or path, SINGLE_IMAGE_THREADS, fixed_batch=True)
         self._many: Optional[_Interpreter] = None
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -195,8 +202,8 @@ class LocalTransport(SyncTransport):
             raise MissingDependencyError("embedded model", "local") from exc
         self.spec = read_spec(path.with_name(SPEC_FILE))
         self.endpoint = f"local:{path.name}"
-        #: LiteRT runs on one thread unless told; two cut a captcha from about 6 to 4 ms here
-        #: (ddddocr's onnxruntime takes every core by default). Past 4 the model is too small to gain.
+        #: LiteRT's threads for batches (ddddocr's onnxruntime takes every core by default); past 4
+        #: the model is too small to gain. Single images run on SINGLE_IMAGE_THREADS.
         self.threads = threads if threads is not None else min(MAX_DEFAULT_THREADS, os.cpu_count() or 1)
         single = single_image_path(path)
         self._has_single = single.is_file()
