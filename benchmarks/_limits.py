@@ -44,17 +44,17 @@ LIMITS: dict[str, str] = {
         "already only the merge of 256 short rows"
     ),
     "8a": (
-        "The model is no longer most of it: the int8 companion reads a captcha in about 0.2 ms and the "
-        "float model rereads the 7% it is unsure of (the float model alone: 0.37 ms). Per call about "
-        "0.12-0.17 ms go to decoding the PNG (zlib alone is 0.1 ms), 0.07 ms to the exact reference "
-        "gray and threshold, and about 0.1 ms to the client and the decoder; ours took 0.63-0.69 ms "
-        "against ddddocr's 3.4 ms, so a run lands either side of 1/5. Closing it for good: a "
-        "smaller model (a 128-wide head costs about 30% less and needs training and the same accuracy "
-        "check), or a compiled preprocessing"
+        "The model is no longer most of it: the int8 companion reads a captcha in about 0.25 ms on one "
+        "thread and the float model rereads the 7% it is unsure of. Per call about 0.12-0.17 ms go to "
+        "decoding the PNG (zlib alone is 0.1 ms), 0.07 ms to the exact reference gray and threshold, "
+        "and about 0.1 ms each to the client and the decoders. Ours is steady at 0.72-0.77 ms, ddddocr "
+        "took 3.45-5.3 ms in six runs, so the ratio was 0.14-0.21: a run at ddddocr's fastest misses. "
+        "Closing it for good: a smaller model (a 128-wide head costs about 30% less and needs training "
+        "and the same accuracy check), or a compiled preprocessing"
     ),
     "8b": (
-        "As 8a without most per-call costs: about 0.56 ms per image against ddddocr's 3.4 ms (0.16-0.17), "
-        "half of it PNG decoding and the exact preprocessing"
+        "As 8a without most per-call costs: about 0.55-0.58 ms per image against ddddocr's 3.45-5.3 ms "
+        "(0.11-0.16 in six runs), half of it PNG decoding and the exact preprocessing"
     ),
     "9b": (
         "On the benchmark's sample the two presets are within a point of each other after the same "
