@@ -9,7 +9,8 @@ in-graph TensorFlow version is the only second implementation and a test holds i
 
 It runs on Pillow alone, so the plain client needs no numpy: every step is float32
 arithmetic done elementwise in a fixed order (IEEE, the same on every CPU; numpy's
-``rgb @ weights`` goes through BLAS and rounds differently on some colours), then
+``rgb @ weights`` goes through BLAS and rounds differently on some colours), in one
+matrix conversion for opaque pictures and ImageMath for see-through ones, then
 integer work on the histogram. numpy is imported only to hand callers the float tensor
 (:func:`preprocess`) and to read numpy-array inputs. tests/test_numpy_free.py holds
 the Pillow steps to the numpy formulas on every RGB colour and every (colour, alpha).
@@ -51,9 +52,10 @@ ImageInput = Union[
 #: The reference gray weights, applied elementwise in float32: ``(r*w0 + g*w1) + b*w2``.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
-#: Pillow's RGB -> L matrix conversion in one C pass: it computes ``(r*w0 + g*w1) + b*w2`` in
-#: float32, adds the fourth value and then 0.5 (to round), and truncates. With -0.5 there it
-#: truncates the reference gray exactly: tests/test_numpy_free.py checks all 2**24 colours.
+#: Pillow's RGB -> L matrix conversion, one C pass: it weighs the bands in float32 and rounds
+#: (adds 0.5, then truncates). An offset of -0.5 cancels the rounding, and the result is the
+#: reference's truncated gray for every one of the 2**24 colours (tests/test_numpy_free.py
+#: checks them all, so a Pillow that computed it otherwise would fail there, not here).
 _GRAY_MATRIX = (*GRAY_WEIGHTS, -0.5)
 
 #: Modes read as one wide gray channel (16-bit, 32-bit integer, float) rather than RGBA.

@@ -50,8 +50,8 @@ SINGLE_IMAGE_THREADS = 1
 #: The int8 companion's answer for a captcha is kept when its greedy reading has exactly the
 #: label length and a confidence (product of the characters' probabilities) of at least this;
 #: otherwise the float model answers. On 10,000 validation captchas the int8 model alone read
-#: 14 differently from the float model, each with confidence 0.56 or less; 6% of readings fall
-#: under 0.9 and run twice, so the strings are the float model's at about half its cost.
+#: 14 differently from the float model, each with confidence 0.56 or less; about 7% of readings
+#: fall under 0.9 and are read again, so the strings are the float model's at about 60% of its cost.
 INT8_TRUST = 0.9
 
 
