@@ -47,10 +47,11 @@ LIMITS: dict[str, str] = {
         "The model is no longer most of it: the int8 companion reads a captcha in about 0.25 ms on one "
         "thread and the float model rereads the 7% it is unsure of. Per call about 0.12-0.17 ms go to "
         "decoding the PNG (zlib alone is 0.1 ms), 0.07 ms to the exact reference gray and threshold, "
-        "and about 0.1 ms each to the client and the decoders. Ours is steady at 0.72-0.77 ms, ddddocr "
-        "took 3.45-5.3 ms in six runs, so the ratio was 0.14-0.21: a run at ddddocr's fastest misses. "
-        "Closing it for good: a smaller model (a 128-wide head costs about 30% less and needs training "
-        "and the same accuracy check), or a compiled preprocessing"
+        "and about 0.1 ms each to the client and the decoders. Ours is steady at 0.70-0.77 ms; ddddocr "
+        "took 3.36-5.3 ms, so in ten runs with this code the ratio was 0.14-0.21 (0.19-0.21 with 9 "
+        "rounds), six passing: it sits on the line. Closing it for good: a smaller model (a 128-wide "
+        "head costs about 30% less and needs training and the same accuracy check), or a compiled "
+        "preprocessing"
     ),
     "8b": (
         "As 8a without most per-call costs: about 0.55-0.58 ms per image against ddddocr's 3.45-5.3 ms "
