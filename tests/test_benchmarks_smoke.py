@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ from benchmarks._report import table
 from benchmarks._results import INFO, MISS, PASS, SKIP, VERDICTS, Target, measured, not_measured
 from benchmarks.cli import main
 
+REPO = Path(__file__).resolve().parents[1]
 ROW_KEYS = {
     "id",
     "item",
@@ -115,3 +120,30 @@ def test_bad_arguments_are_refused() -> None:
         not_measured("1", 1, "t", "c", "s", None, PASS, "n")
     with pytest.raises(SystemExit):
         main(["--rows", "11"])
+
+
+def test_row_8_times_both_sides_in_a_process_without_tensorflow(tmp_path: Path) -> None:
+    """The timing child of row 8, with a stand-in ddddocr (not a dev dependency) first on the path."""
+    pytest.importorskip("ai_edge_litert")
+    (tmp_path / "ddddocr.py").write_text(
+        "class DdddOcr:\n"
+        "    def __init__(self, show_ad=True):\n"
+        "        pass\n\n"
+        "    def classification(self, data):\n"
+        "        return ''\n"
+    )
+    images = [path.read_bytes() for path in sorted((REPO / "examples" / "captchas").glob("*.png"))[:2]]
+    job = {"model": None, "images": [base64.b64encode(data).decode("ascii") for data in images], "rounds": 1}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks._embedded_timing"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]  # it also asserts that TensorFlow never loaded
+    times = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(times) == {"ours_one", "ours_many", "ddddocr"}
+    assert all(seconds > 0 for seconds in times.values())
