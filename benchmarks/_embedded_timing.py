@@ -7,16 +7,46 @@ from 0.70 to 1.1 ms per image and ddddocr's from 3.5 to 4.3 ms. So the embedded 
 ddddocr are timed side by side here, in a fresh process that never imports TensorFlow.
 
 Reads a JSON job on stdin (``model``: a model path or null for the shipped one, ``images``:
-base64 files, ``rounds``) and prints the median seconds per call of each side as JSON.
+base64 files, ``rounds``) and prints the median seconds per call of each side as JSON;
+:func:`time_in_child` is the harness side of that exchange.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from ._timing import per_call
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def time_in_child(
+    images: Sequence[bytes], model: str | None, rounds: int, env: Mapping[str, str]
+) -> dict[str, float]:
+    """This module run on ``images`` in a fresh process with ``env``: seconds per call of each side."""
+    job = {
+        "model": model,
+        "images": [base64.b64encode(data).decode("ascii") for data in images],
+        "rounds": rounds,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", __name__],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(env),
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{__name__} failed: {done.stderr[-2000:]}")
+    times: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return times
 
 
 def main() -> int:

@@ -8,12 +8,8 @@ PENDING, never a number from random weights.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +23,8 @@ from shixin_client._images import preprocess
 from shixin_client._spec import DEFAULT_SPEC
 from shixin_client._transports.local import DEFAULT_MODEL_PATH
 
-from ._context import QUIET_TF, ROOT, Context, Sample
+from ._context import QUIET_TF, Context, Sample
+from ._embedded_timing import time_in_child
 from ._results import INFO, PENDING, SKIP, Row, Target, measured, not_measured
 from ._timing import per_call
 
@@ -73,23 +70,8 @@ def embedded_rows(ctx: Context) -> list[Row]:
     embedded = ctx.tflite
     timed = ctx.generated + ctx.real
     data = [sample.data for sample in timed]
-    job = {
-        "model": None if embedded == DEFAULT_MODEL_PATH else str(embedded),
-        "images": [base64.b64encode(item).decode("ascii") for item in data],
-        "rounds": ctx.counts.embedded_rounds,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks._embedded_timing"],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **QUIET_TF},
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"benchmarks._embedded_timing failed: {done.stderr[-2000:]}")
-    times: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    model = None if embedded == DEFAULT_MODEL_PATH else str(embedded)
+    times = time_in_child(data, model, ctx.counts.embedded_rounds, {**os.environ, **QUIET_TF})
     per_image = {name: seconds / len(data) * 1e3 for name, seconds in times.items()}
     images = f"{len(ctx.generated)} generated + {len(ctx.real)} real captchas"
     rounds = (

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks._embedded_timing import time_in_child
 from benchmarks._report import table
 from benchmarks._results import INFO, MISS, PASS, SKIP, VERDICTS, Target, measured, not_measured
 from benchmarks.cli import main
@@ -133,17 +131,7 @@ def test_row_8_times_both_sides_in_a_process_without_tensorflow(tmp_path: Path) 
         "        return ''\n"
     )
     images = [path.read_bytes() for path in sorted((REPO / "examples" / "captchas").glob("*.png"))[:2]]
-    job = {"model": None, "images": [base64.b64encode(data).decode("ascii") for data in images], "rounds": 1}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks._embedded_timing"],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])},
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]  # it also asserts that TensorFlow never loaded
-    times = json.loads(done.stdout.strip().splitlines()[-1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    times = time_in_child(images, None, 1, env)  # raises if the child failed, or loaded TensorFlow
     assert set(times) == {"ours_one", "ours_many", "ddddocr"}
     assert all(seconds > 0 for seconds in times.values())
