@@ -3,6 +3,7 @@
 ::
 
     shixin recognize PATH... [--server URL] [--format tsv|json|csv]   image files, folders, globs
+    shixin score PATH... [--server URL] [--min-accuracy PCT]          labelled files: accuracy
     shixin status | metadata [--server URL]                           JSON on stdout
     shixin serve ...                                                  the local server ([server] extra)
 
@@ -10,10 +11,14 @@
 or is not UTF-8) or a list of paths, one per line (text). Without ``--server`` the
 URL comes from ``$SHIXIN_SERVER``, and without that the embedded model is used.
 
+``score`` reads files named ``<label>_<anything>`` (the reference naming) and reports exact
+match and per-character accuracy, ignoring case, with every misread: the way to measure
+a model on a site's own captchas without TensorFlow.
+
 Exit status: 0 when every image was recognised, 1 when some failed (each failure is
-one line on stderr; the others are still printed), 2 for usage errors or when the
-server or model cannot be used at all. Header values given with ``--header`` are sent
-but never printed.
+one line on stderr; the others are still printed) or ``score`` fell below
+``--min-accuracy``, 2 for usage errors or when the server or model cannot be used at all.
+Header values given with ``--header`` are sent but never printed.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from . import (
     TLSConfig,
     server_from_env,
 )
+from ._scoring import Score, label_of, score
 
 #: File name endings a folder is searched for (case-insensitive).
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp"})
@@ -81,18 +87,42 @@ def _parser() -> argparse.ArgumentParser:
         "paths", nargs="+", metavar="PATH", help="image file, folder, glob, or - for stdin"
     )
     recognize.add_argument("--format", choices=("tsv", "json", "csv"), default="tsv", help="output format")
-    recognize.add_argument("--batch-size", type=int, help="images per request")
-    recognize.add_argument(
-        "--alphabet",
-        metavar="CHARS",
-        help="read only these characters; 'site' is the court site's own (no 0, 1, j, o)",
+    scoring = commands.add_parser(
+        "score",
+        parents=[connection],
+        help="read labelled captchas (<label>_<anything>.png) and report accuracy",
     )
+    scoring.add_argument("paths", nargs="+", metavar="PATH", help="labelled image file, folder or glob")
+    scoring.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    scoring.add_argument(
+        "--min-accuracy",
+        type=_percentage,
+        metavar="PCT",
+        help="exit 1 when exact match is below this percentage (100: every captcha)",
+    )
+    for reader in (recognize, scoring):
+        reader.add_argument("--batch-size", type=int, help="images per request")
+        reader.add_argument(
+            "--alphabet",
+            metavar="CHARS",
+            help="read only these characters; 'site' is the court site's own (no 0, 1, j, o)",
+        )
     commands.add_parser("status", parents=[connection], help="the model's versions and states, as JSON")
     commands.add_parser("metadata", parents=[connection], help="the model's signatures, as JSON")
     commands.add_parser(
         "serve", add_help=False, help="run the local TF Serving-compatible server ([server] extra)"
     )
     return parser
+
+
+def _percentage(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"needs a percentage from 0 to 100, got {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"needs a percentage from 0 to 100, got {text!r}")
+    return value
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -110,6 +140,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             if args.command == "recognize":
                 return _recognize(client, args)
+            if args.command == "score":
+                return _score(client, args)
             result = client.status() if args.command == "status" else client.metadata()
         except (ShixinError, ValueError) as exc:
             return _fail(str(exc))
@@ -200,11 +232,11 @@ def _is_binary(data: bytes) -> bool:
     return False
 
 
-def _recognize(client: ShixinClient, args: argparse.Namespace) -> int:
-    entries = list(_expand(args.paths, sys.stdin))
-    todo = [(i, source) for i, (_, source) in enumerate(entries) if not isinstance(source, ShixinError)]
+def _read(client: ShixinClient, sources: list[Union[Source, ShixinError]]) -> list[Union[str, ShixinError]]:
+    """The text of every source in order; an error stands in for each one that failed."""
+    todo = [(i, source) for i, source in enumerate(sources) if not isinstance(source, ShixinError)]
     results: list[Union[str, ShixinError]] = [
-        source if isinstance(source, ShixinError) else "" for _, source in entries
+        source if isinstance(source, ShixinError) else "" for source in sources
     ]
     step = client.batch_size
     with _progress(len(todo)) as bar:
@@ -214,15 +246,92 @@ def _recognize(client: ShixinClient, args: argparse.Namespace) -> int:
             for (index, _), text in zip(chunk, texts, strict=True):
                 results[index] = text
             bar.update(len(chunk))
+    return results
+
+
+def _report_failures(names: Sequence[str], results: Sequence[Union[str, ShixinError]]) -> int:
+    """One stderr line per failed image; how many failed."""
     failed = 0
-    rows = []
-    for (name, _), result in zip(entries, results, strict=True):
+    for name, result in zip(names, results, strict=True):
         if isinstance(result, ShixinError):
             failed += 1
             print(f"shixin: {name}: {_reason(result)}", file=sys.stderr)
-        rows.append((name, result))
-    _write(rows, args.format, sys.stdout)
+    return failed
+
+
+def _recognize(client: ShixinClient, args: argparse.Namespace) -> int:
+    entries = list(_expand(args.paths, sys.stdin))
+    names = [name for name, _ in entries]
+    results = _read(client, [source for _, source in entries])
+    failed = _report_failures(names, results)
+    _write(list(zip(names, results, strict=True)), args.format, sys.stdout)
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _labelled(name: str, source: Union[Source, ShixinError]) -> tuple[str, Union[Source, ShixinError]]:
+    """(label, source), or ("", the error) for a file whose name gives no label."""
+    if isinstance(source, ShixinError):
+        return "", source
+    if not isinstance(source, str):
+        return "", InvalidInputError("stdin", "image data from stdin carries no label; give labelled files")
+    try:
+        return label_of(name), source
+    except InvalidInputError as exc:
+        return "", exc
+
+
+def _score(client: ShixinClient, args: argparse.Namespace) -> int:
+    entries = [(name, *_labelled(name, source)) for name, source in _expand(args.paths, sys.stdin)]
+    names = [name for name, _, _ in entries]
+    results = _read(client, [source for _, _, source in entries])
+    failed = _report_failures(names, results)
+    read = [
+        (name, label, text)
+        for (name, label, _), text in zip(entries, results, strict=True)
+        if isinstance(text, str)
+    ]
+    scored = score((label, text) for _, label, text in read)
+    misreads = [(name, label, text) for name, label, text in read if label != text.lower()]
+    if args.format == "json":
+        _write_score_json(scored, misreads, failed, sys.stdout)
+    else:
+        _write_score_text(scored, misreads, failed, sys.stdout)
+    below = args.min_accuracy is not None and (
+        not scored.readings or 100 * scored.exact_match < args.min_accuracy
+    )
+    if below:
+        print(f"shixin: exact match is below --min-accuracy {args.min_accuracy:g}%", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed or below else EXIT_OK
+
+
+def _write_score_text(scored: Score, misreads: list[tuple[str, str, str]], failed: int, out: TextIO) -> None:
+    for name, label, text in misreads:
+        out.write(f"{name}\t{label} -> {text or '<empty>'}\n")
+    out.write(
+        f"exact match: {scored.exact_match:.2%} ({scored.exact} of {scored.readings})\n"
+        f"per character: {scored.char_accuracy:.2%} ({scored.characters_right} of {scored.characters})\n"
+    )
+    if failed:
+        out.write(f"not scored: {failed} file(s) could not be read (see stderr)\n")
+
+
+def _write_score_json(scored: Score, misreads: list[tuple[str, str, str]], failed: int, out: TextIO) -> None:
+    record = {
+        "scored": scored.readings,
+        "exact": scored.exact,
+        "exact_match": scored.exact_match,
+        "characters": scored.characters,
+        "characters_right": scored.characters_right,
+        "char_accuracy": scored.char_accuracy,
+        "not_scored": failed,
+        "misreads": [{"path": name, "label": label, "read": text} for name, label, text in misreads],
+        "confusions": [
+            {"true": truth, "read": read, "count": count}
+            for (truth, read), count in scored.confusions.most_common()
+        ],
+    }
+    json.dump(record, out, indent=2, ensure_ascii=False)
+    out.write("\n")
 
 
 def _reason(error: ShixinError) -> str:

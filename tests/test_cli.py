@@ -241,3 +241,90 @@ def test_alphabet_site_or_characters(
     assert main(["recognize", str(files[0]), "--server", serving.url, "--alphabet", "ab?"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "alphabet has '?'" in err and "Traceback" not in err
+
+
+def _relabelled(path: Path, label: str) -> Path:
+    """A copy of ``path`` whose name carries ``label``: the image no longer reads as its name says."""
+    copy = path.with_name(f"{label}_copy.png")
+    shutil.copy(path, copy)
+    return copy
+
+
+def test_score_reports_exact_and_per_character_accuracy_with_each_misread(
+    serving: FakeServing, files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = _relabelled(files[1], "CD35")  # reads cd34: one character of four wrong
+    assert main(["score", str(files[0].parent), "--server", serving.url]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        f"{wrong}\tcd35 -> cd34",
+        "exact match: 75.00% (3 of 4)",
+        "per character: 93.75% (15 of 16)",
+    ]
+    assert err == ""
+
+
+def test_score_json_and_min_accuracy_exit_status(
+    serving: FakeServing, files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = _relabelled(files[2], "xy")  # a two-character label: no character counted right
+    args = ["score", *map(str, files), str(wrong), "--server", serving.url, "--format", "json"]
+    assert main([*args, "--min-accuracy", "75"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["scored"], record["exact"], record["exact_match"]) == (4, 3, 0.75)
+    assert (record["characters"], record["characters_right"]) == (14, 12)
+    assert record["misreads"] == [{"path": str(wrong), "label": "xy", "read": TEXTS[2]}]
+    assert record["confusions"] == [{"true": "xy", "read": TEXTS[2], "count": 1}]
+    assert main([*args, "--min-accuracy", "100"]) == 1
+    assert "below --min-accuracy 100%" in capsys.readouterr().err
+
+
+def test_score_names_unlabelled_and_unreadable_files_and_scores_the_rest(
+    serving: FakeServing, files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unlabelled = tmp_path / "captcha.png"
+    shutil.copy(files[0], unlabelled)
+    odd = tmp_path / "a-b_1.png"
+    shutil.copy(files[0], odd)
+    broken = tmp_path / "zz99_broken.png"
+    broken.write_bytes(b"not an image")
+    args = ["score", str(files[0]), str(unlabelled), str(odd), str(broken), "--server", serving.url]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "exact match: 100.00% (1 of 1)",
+        "per character: 100.00% (4 of 4)",
+        "not scored: 3 file(s) could not be read (see stderr)",
+    ]
+    lines = err.splitlines()
+    no_label = "file name carries no label (expected <label>_<anything>, e.g. 347H_9ac6e7.png)"
+    assert lines[0] == f"shixin: {unlabelled}: {no_label}"
+    assert lines[1] == f"shixin: {odd}: label 'a-b' before '_' is not letters and digits"
+    assert lines[2].startswith(f"shixin: {broken}: ")
+    assert len(lines) == 3
+
+
+def test_score_refuses_stdin_images_and_bad_percentages(
+    serving: FakeServing,
+    files: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", str(files[0]), "--min-accuracy", "101", "--server", serving.url])
+    assert exit_info.value.code == 2
+    assert "needs a percentage from 0 to 100, got '101'" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", FakeStdin(IMAGES[0]))
+    assert main(["score", "-", "--server", serving.url]) == 1
+    out, err = capsys.readouterr()
+    assert "exact match: 0.00% (0 of 0)" in out
+    assert err.strip() == "shixin: -: image data from stdin carries no label; give labelled files"
+
+
+def test_score_on_the_embedded_model_reads_every_shared_real_sample(
+    real_samples: list[tuple[Path, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("ai_edge_litert")
+    paths = [str(path) for path, _ in real_samples]
+    assert main(["score", *paths, "--min-accuracy", "100"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"exact match: 100.00% ({len(paths)} of {len(paths)})"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from PIL import Image
 
 from shixin_client._decode import to_predictions
 from shixin_client._images import preprocess
+from shixin_client._scoring import label_of, score
 from shixin_client._spec import DEFAULT_SPEC, SITE_ALPHABET, CaptchaSpec
 
 from .augment import KINDS, perturb
@@ -39,8 +39,8 @@ def decode(softmax: np.ndarray, spec: CaptchaSpec = DEFAULT_SPEC, alphabet: str 
 
 
 def real_samples(folder: Path = REAL_SAMPLES) -> list[tuple[Path, str]]:
-    """(path, lowercase label) for every image under ``folder``; label = name before ``_``."""
-    return [(p, p.name.split("_")[0].lower()) for p in sorted(folder.rglob("*")) if p.is_file()]
+    """(path, lowercase label) for every image under ``folder``, labelled by the reference naming."""
+    return [(p, label_of(str(p))) for p in sorted(folder.rglob("*")) if p.is_file()]
 
 
 #: --mode: the generator's own mix, or one of its modes alone.
@@ -61,17 +61,7 @@ def evaluate(  # type: ignore[no-untyped-def]
     softmax = model.predict(batch.images.astype(np.float32), batch_size=256, verbose=0)
     texts = decode(softmax, spec, alphabet)
     hits = [t == y for t, y in zip(texts, batch.texts, strict=True)]
-    chars = total = 0
-    confusions: Counter[tuple[str, str]] = Counter()
-    for truth, guess in zip(batch.texts, texts, strict=True):
-        total += len(truth)
-        if len(guess) == len(truth):
-            for a, b in zip(truth, guess, strict=True):
-                chars += a == b
-                if a != b:
-                    confusions[(a, b)] += 1
-        else:
-            confusions[(truth, guess or "<empty>")] += 1
+    scored = score(zip(batch.texts, texts, strict=True))
     real = []
     for path, label in real_samples():
         text = decode(model.predict(preprocess(path, spec)[None], verbose=0), spec, alphabet)[0]
@@ -84,11 +74,11 @@ def evaluate(  # type: ignore[no-untyped-def]
         "mode": mode,
         "alphabet": alphabet,
         "real_perturbed": real_perturbed(model, spec, alphabet=alphabet),
-        "exact_match": float(np.mean(hits)),
-        "char_accuracy": chars / total,
+        "exact_match": scored.exact_match,
+        "char_accuracy": scored.char_accuracy,
         "by_style": _accuracy_by(hits, batch.styles),
         "by_mode": _accuracy_by(hits, ["wide" if wide else "faithful" for wide in batch.wide]),
-        "confusions": [{"true": a, "read": b, "count": n} for (a, b), n in confusions.most_common(15)],
+        "confusions": [{"true": a, "read": b, "count": n} for (a, b), n in scored.confusions.most_common(15)],
         "real_samples": real,
     }
 
