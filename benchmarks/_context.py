@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from shixin_client._scoring import label_of
 from shixin_client._spec import DEFAULT_MODEL_NAME
 from shixin_client._transports.local import DEFAULT_MODEL_PATH
 
@@ -98,11 +99,11 @@ class Sample:
 
 
 def real_samples(folder: Path = REAL_SAMPLES) -> list[Sample]:
-    """Every real captcha under ``folder``; the label is the file name before ``_``, lowercased."""
+    """Every real captcha under ``folder``, labelled by its file name (the reference naming)."""
     if not folder.is_dir():
         return []
     return [
-        Sample(f"{path.parent.name}/{path.name}", path.read_bytes(), path.name.split("_")[0].lower())
+        Sample(f"{path.parent.name}/{path.name}", path.read_bytes(), label_of(str(path)))
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     ]
@@ -120,12 +121,24 @@ def generated_samples(count: int) -> list[Sample]:
     return samples
 
 
-class Context:
-    """Counts, images and model artefacts for one run; ``close()`` removes the temporary exports."""
+@dataclass(frozen=True)
+class Server:
+    """A server started outside the harness (TF Serving by ``serving/run.sh``) for rows 5 and 6."""
 
-    def __init__(self, counts: Counts, quick: bool) -> None:
+    grpc: str  # host:port
+    rest: str  # http://host:port
+
+
+class Context:
+    """Counts, images and model artefacts for one run; ``close()`` removes the temporary exports.
+
+    ``server``, when given, is what rows 5 and 6 call instead of starting shixin_server.
+    """
+
+    def __init__(self, counts: Counts, quick: bool, server: Server | None = None) -> None:
         self.counts = counts
         self.quick = quick
+        self.server = server
         self._tmp = tempfile.TemporaryDirectory(prefix="shixin-bench-")
         self.tmp = Path(self._tmp.name)
 

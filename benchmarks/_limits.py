@@ -21,8 +21,11 @@ LIMITS: dict[str, str] = {
         "GRU model), so the same overhead is a larger share: our p50 fell from 8.5 to 4.4-6.5 ms "
         "and the ratio rose from 1.8 to 1.9-2.6. Measured and not kept: one TensorFlow intra-op thread "
         "in the server (the baseline gains more from the same setting); running the model on the "
-        "server's event loop (serialises concurrent unbatched requests, 20% less throughput). Closing it "
-        "needs the C++ server, or more cores"
+        "server's event loop (serialises concurrent unbatched requests, 20% less throughput). Inside the "
+        "server the model call itself takes about 2.2 ms against 1.8 ms in-process, and the wire, gRPC and "
+        "Python hops about 1.1 ms more. Closing it needs the C++ server, or more cores: where Docker runs, "
+        "`serving/run.sh` then `python -m benchmarks --rows 5,6 --server-grpc localhost:8500 "
+        "--server-rest http://localhost:8501` times rows 5 and 6 against TF Serving itself"
     ),
     "5b": (
         "As 5a, plus the REST client's extra CPU (row 4a) and the JSON text of 1,480 floats, which "
@@ -32,7 +35,8 @@ LIMITS: dict[str, str] = {
         "Two CPU cores are shared by 8 client threads (1-3 ms of Python each per request), the local "
         "server's per-request Python (parsing, batching, response) and the model, while the in-process "
         "baseline gives both cores to the model alone. Closing it needs what production has: TF Serving "
-        "(C++) on its own cores, clients elsewhere; or callers sending batches (`recognize_many`) so the "
+        "(C++) on its own cores, clients elsewhere (`--server-grpc`/`--server-rest`, see 5a); or callers "
+        "sending batches (`recognize_many`) so the "
         "per-request costs are shared by many images"
     ),
     "6b": "As 6a, with the REST client's extra CPU per request (row 4a)",

@@ -115,13 +115,20 @@ def write_markdown(path: Path, chart: Path, meta: dict[str, Any], rows: Sequence
         "Every figure is measured as a ratio against its baseline **in the same run** (the machines are "
         "shared and noisy: absolute times drift, ratios hold). Regenerate with `python -m benchmarks` "
         "(several minutes; `--quick` for a rough pass that skips the install footprint) after "
-        '`pip install -e ".[bench]"` (everything plus ddddocr, the embedded baseline).',
+        '`pip install -e ".[bench]"` (everything plus ddddocr, the embedded baseline). Rows 5 and 6 '
+        "start the local server unless `--server-grpc HOST:PORT --server-rest URL` name one started "
+        "elsewhere, such as TF Serving by `serving/run.sh` (it must answer with this run's model).",
         "",
         f"- Run: {meta['finished_at']} UTC, {meta['duration_s'] / 60:.0f} min, `{meta['command']}`",
         f"- Machine: {meta['machine']['cpus']} x {meta['machine']['cpu']}, {meta['machine']['platform']}, "
         f"Python {meta['machine']['python']}; load average {meta['machine']['load_average_at_start']} "
         "at the start (other work on the machine slows both sides of a row alike)",
         f"- Model: {meta['model']['source']}; embedded: {meta['model']['embedded']}",
+        *(
+            [f"- Rows 5 and 6 served by: {meta['server']['rest']} and grpc://{meta['server']['grpc']}"]
+            if meta.get("server")
+            else []
+        ),
         f"- Verdicts: {', '.join(f'{k} {v}' for k, v in meta['verdicts'].items())}"
         + (f"; **missed targets: {', '.join(misses)}**" if misses else ""),
         "",

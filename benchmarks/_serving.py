@@ -1,16 +1,22 @@
 """Rows 5 and 6: the client through the local server against the same model called in-process.
 
 The server (:mod:`shixin_server`, started by :mod:`benchmarks._serve`) runs in its own
-process, as TF Serving does. The baseline loads the same exported SavedModel in this
-process and calls its ``serving_bytes`` signature directly: no sockets, no client.
-Ours is the whole client call, ``ShixinClient(url).recognize(png_bytes)``, text out.
+process, as TF Serving does; ``--server-grpc``/``--server-rest`` point the rows at a server
+started outside the harness instead (the real TF Serving by ``serving/run.sh``), after
+checking that it answers with the model this run loads. The baseline loads the same
+exported SavedModel in this process and calls its ``serving_bytes`` signature directly: no
+sockets, no client. Ours is the whole client call, ``ShixinClient(url).recognize(png_bytes)``,
+text out.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import numpy as np
 
 from shixin_client import ShixinClient
 from shixin_client._spec import DEFAULT_MODEL_NAME, INPUT_BYTES, OUTPUT_SOFTMAX, SIGNATURE_BYTES
@@ -22,6 +28,11 @@ from ._timing import cycling, latencies, median, percentile
 
 BATCHING_CONFIG = ROOT / "serving" / "batching.config"
 WARM_CALLS = 3
+#: An outside server must give the in-process softmax on these many captchas, to within
+#: SAME_MODEL_ATOL (float32 noise of another build of the same kernels): otherwise it serves
+#: another model and its timings would compare nothing.
+SAME_MODEL_SAMPLES = 4
+SAME_MODEL_ATOL = 1e-4
 
 
 def _in_process(ctx: Context) -> Callable[[list[bytes]], object]:
@@ -35,6 +46,34 @@ def _in_process(ctx: Context) -> Callable[[list[bytes]], object]:
     return run
 
 
+def check_same_model(ours: np.ndarray, theirs: np.ndarray, where: str) -> None:
+    """Refuse a server whose softmax is not the in-process model's."""
+    if ours.shape != theirs.shape:
+        raise RuntimeError(f"{where} answers with shape {theirs.shape}, the in-process model {ours.shape}")
+    differs_by = float(np.abs(ours - theirs).max())
+    if not differs_by <= SAME_MODEL_ATOL:
+        raise RuntimeError(
+            f"{where} does not serve the model this run compares with: its softmax differs by "
+            f"{differs_by:.3g} (allowed {SAME_MODEL_ATOL:g}); serve models/shixin (serving/run.sh)"
+        )
+
+
+@contextmanager
+def _server(ctx: Context, *child_args: str) -> Iterator[tuple[dict[str, str], str]]:
+    """The addresses rows 5 and 6 call and how the rows describe that server."""
+    if ctx.server is None:
+        with child_server("benchmarks._serve", str(ctx.model_dir), DEFAULT_MODEL_NAME, *child_args) as server:
+            yield server, "shixin_server in another process"
+        return
+    where = f"the server at {ctx.server.rest} and grpc://{ctx.server.grpc}"
+    samples = ctx.generated[:SAME_MODEL_SAMPLES]
+    in_process = _in_process(ctx)
+    with ShixinClient(ctx.server.rest) as client:
+        theirs = np.stack([np.asarray(client.predict(s.data, with_softmax=True).softmax) for s in samples])
+    check_same_model(np.concatenate([in_process([s.data]) for s in samples]), theirs, where)
+    yield {"grpc": ctx.server.grpc, "rest": ctx.server.rest}, f"{where} (started outside the harness)"
+
+
 def _clients(server: dict[str, str]) -> dict[str, ShixinClient]:
     return {"gRPC": ShixinClient(f"grpc://{server['grpc']}"), "REST": ShixinClient(server["rest"])}
 
@@ -42,7 +81,7 @@ def _clients(server: dict[str, str]) -> dict[str, ShixinClient]:
 def latency_rows(ctx: Context) -> list[Row]:
     samples, counts = ctx.generated, ctx.counts
     in_process = _in_process(ctx)
-    with child_server("benchmarks._serve", str(ctx.model_dir), DEFAULT_MODEL_NAME) as server:
+    with _server(ctx) as (server, served_by):
         clients = _clients(server)
         try:
             sides: dict[str, Callable[[], object]] = {
@@ -69,8 +108,8 @@ def latency_rows(ctx: Context) -> list[Row]:
                 row_id,
                 5,
                 f"Latency p{q}, {kind}",
-                f"p{q} wall time of `ShixinClient({kind} URL).recognize(png)` through shixin_server in "
-                f"another process (no batching) vs the same SavedModel's `{SIGNATURE_BYTES}` signature "
+                f"p{q} wall time of `ShixinClient({kind} URL).recognize(png)` through {served_by} "
+                f"(no batching) vs the same SavedModel's `{SIGNATURE_BYTES}` signature "
                 f"called in-process on the same PNG, one image per call (ours also encodes and decodes to "
                 f"text, the baseline stops at the softmax); {calls}, "
                 f"{len(samples)} generated captchas",
@@ -94,7 +133,8 @@ def throughput_rows(ctx: Context) -> list[Row]:
     ]
     rates: dict[str, list[float]] = {"gRPC": [], "REST": [], "in-process": []}
     args = ("--batching-parameters-file", str(BATCHING_CONFIG))
-    with child_server("benchmarks._serve", str(ctx.model_dir), DEFAULT_MODEL_NAME, *args) as server:
+    with _server(ctx, *args) as (server, served_by):
+        batching = "serving/batching.config" if ctx.server is None else "its own batching configuration"
         clients = _clients(server)
         try:
             for client in clients.values():
@@ -127,8 +167,8 @@ def throughput_rows(ctx: Context) -> list[Row]:
                 6,
                 f"Throughput, {kind}",
                 f"images/s of {callers} threads each calling `ShixinClient({kind} URL).recognize(png)` "
-                f"{per_caller} times (one image per request) through shixin_server with "
-                f"serving/batching.config vs the same SavedModel's `{SIGNATURE_BYTES}` signature called "
+                f"{per_caller} times (one image per request) through {served_by} with "
+                f"{batching} vs the same SavedModel's `{SIGNATURE_BYTES}` signature called "
                 f"in-process on batches of {callers}; {total} images per side per round, "
                 f"{counts.latency_rounds} rounds taking turns, median rate",
                 "images/s",

@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick] [--rows 1,3,7]``: measure, print the table, write results and docs."""
+"""``python -m benchmarks [--quick] [--rows 1,3,7] [--server-grpc H:P --server-rest URL]``: measure,
+print the table, write results and docs."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import _decoding, _footprint, _models, _serving, _wire
-from ._context import FULL, QUICK, ROOT, Context
+from ._context import FULL, QUICK, ROOT, Context, Server
 from ._report import table, write_chart, write_json, write_markdown
 from ._results import ERROR, VERDICTS, Row, not_measured
 
@@ -82,7 +83,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=DOCS,
         help="Markdown report; the PNG chart goes beside it (default: %(default)s)",
     )
+    outside = parser.add_argument_group(
+        "rows 5 and 6 against a server started elsewhere",
+        "e.g. TF Serving started by serving/run.sh on models/; both addresses or neither, and the "
+        "server must answer with this run's model (checked) under the name shixin",
+    )
+    outside.add_argument("--server-grpc", metavar="HOST:PORT", help="its gRPC address, e.g. localhost:8500")
+    outside.add_argument("--server-rest", metavar="URL", help="its REST URL, e.g. http://localhost:8501")
     return parser
+
+
+def _server(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Server | None:
+    if (args.server_grpc is None) != (args.server_rest is None):
+        parser.error("--server-grpc and --server-rest go together: rows 5 and 6 time both")
+    if args.server_grpc is None:
+        return None
+    if "://" in args.server_grpc:
+        parser.error(f"--server-grpc takes HOST:PORT without a scheme, got {args.server_grpc!r}")
+    if not args.server_rest.startswith(("http://", "https://")):
+        parser.error(f"--server-rest takes an http(s):// URL, got {args.server_rest!r}")
+    return Server(grpc=args.server_grpc, rest=args.server_rest.rstrip("/"))
 
 
 def run_items(items: Sequence[Item], ctx: Context, log: Callable[[str], None]) -> list[Row]:
@@ -122,9 +142,11 @@ def _cpu_model() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    server = _server(parser, args)
     items = [item for item in ITEMS if args.rows is None or item.number in args.rows]
-    ctx = Context(QUICK if args.quick else FULL, quick=args.quick)
+    ctx = Context(QUICK if args.quick else FULL, quick=args.quick, server=server)
     started = datetime.now(timezone.utc)
     load = round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None
     try:
@@ -145,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "duration_s": round((datetime.now(timezone.utc) - started).total_seconds()),
         "quick": args.quick,
+        "server": None if server is None else {"grpc": server.grpc, "rest": server.rest},
         "machine": {
             "cpu": _cpu_model(),
             "load_average_at_start": load,

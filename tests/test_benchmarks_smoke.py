@@ -7,11 +7,13 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks._embedded_timing import time_in_child
 from benchmarks._report import table
 from benchmarks._results import INFO, MISS, PASS, SKIP, VERDICTS, Target, measured, not_measured
+from benchmarks._serving import check_same_model
 from benchmarks.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,3 +137,64 @@ def test_row_8_times_both_sides_in_a_process_without_tensorflow(tmp_path: Path) 
     times = time_in_child(images, None, 1, env)  # raises if the child failed, or loaded TensorFlow
     assert set(times) == {"ours_one", "ours_many", "ddddocr"}
     assert all(seconds > 0 for seconds in times.values())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--server-grpc", "localhost:8500"], "go together"),
+        (["--server-rest", "http://localhost:8501"], "go together"),
+        (["--server-grpc", "grpc://localhost:8500", "--server-rest", "http://h:1"], "without a scheme"),
+        (["--server-grpc", "localhost:8500", "--server-rest", "localhost:8501"], "http(s):// URL"),
+    ],
+)
+def test_an_outside_server_needs_both_addresses_in_their_forms(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--rows", "5", *args])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_outside_server_with_another_model_is_refused() -> None:
+    softmax = np.full((2, 40, 37), 1 / 37, dtype=np.float32)
+    check_same_model(softmax, softmax + 5e-5, "the server")  # float noise passes
+    with pytest.raises(RuntimeError, match="does not serve the model this run compares with"):
+        check_same_model(softmax, softmax + 1e-3, "the server")
+    with pytest.raises(RuntimeError, match="does not serve"):
+        check_same_model(softmax, np.full_like(softmax, np.nan), "the server")
+    with pytest.raises(RuntimeError, match=r"answers with shape \(2, 40, 36\)"):
+        check_same_model(softmax, softmax[:, :, :36], "the server")
+
+
+def test_rows_5_time_a_server_started_outside_the_harness(tmp_path: Path) -> None:
+    """What an owner with Docker runs against TF Serving; here the local server stands in for it."""
+    pytest.importorskip("tensorflow")
+    from shixin_server.testing import running_server
+
+    with running_server(REPO / "models" / "shixin", "shixin") as server:
+        status = main(
+            [
+                "--quick",
+                "--rows",
+                "5",
+                "--server-grpc",
+                server.grpc_target,
+                "--server-rest",
+                server.rest_url,
+                "--results",
+                str(tmp_path / "results.json"),
+                "--docs",
+                str(tmp_path / "benchmarks.md"),
+            ]
+        )
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert status == 0
+    assert results["server"] == {"grpc": server.grpc_target, "rest": server.rest_url}
+    rows = results["rows"]
+    assert [row["id"] for row in rows] == ["5a", "5b", "5c", "5d"]
+    for row in rows:
+        assert row["verdict"] in (PASS, MISS, INFO) and row["ours"] > 0 and row["baseline"] > 0
+        assert f"the server at {server.rest_url} and grpc://{server.grpc_target}" in row["compares"]
+    docs = (tmp_path / "benchmarks.md").read_text(encoding="utf-8")
+    assert f"- Rows 5 and 6 served by: {server.rest_url} and grpc://{server.grpc_target}" in docs
