@@ -2,7 +2,7 @@
 
 One :class:`shixin_client.AsyncShixinClient` is opened when the app starts and shared
 by every request (its connection pool and the model's spec are reused), then closed
-when the app stops. A bad upload is a 400 naming the problem; a server failure a 502.
+when the app stops (Ctrl+C or SIGTERM). A bad upload is a 400 naming the problem; a server failure a 502.
 
 Run, with a model served on localhost (e.g. ``shixin serve --model_name=shixin
 --model_base_path=$PWD/models/shixin --port=8500 --rest_api_port=8501``) and
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -62,13 +63,23 @@ def make_app(server: str) -> web.Application:
 
 
 async def serve(app: web.Application, host: str, port: int) -> None:
+    """Serve until SIGTERM (docker stop, Kubernetes) or SIGINT (Ctrl+C), then close cleanly.
+
+    The loop's own handlers catch both, as aiohttp's run_app does: a process started in the
+    background by a non-interactive shell inherits SIGINT as ignored, and Python's default
+    Ctrl+C handling would then never stop it.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     runner = web.AppRunner(app)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
         bound_host, bound_port = runner.addresses[0][:2]
         print(f"http://{bound_host}:{bound_port}/recognize", flush=True)
-        await asyncio.Event().wait()  # until Ctrl+C
+        await stop.wait()
     finally:
         await runner.cleanup()
 
@@ -79,10 +90,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
-    try:
-        asyncio.run(serve(make_app(args.server), args.host, args.port))
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(serve(make_app(args.server), args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -151,12 +151,20 @@ def test_usage_errors_are_named_before_anything_is_sent(script: str, args: list[
     assert problem in result.stderr
 
 
-def test_web_app_answers_uploads_with_json(served: Served) -> None:
+def _ignoring_sigint() -> None:
+    """What a process started in the background by a non-interactive shell inherits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_web_app_answers_uploads_with_json(served: Served, stop_signal: signal.Signals) -> None:
+    """It stops on either signal even when started with SIGINT ignored (CI jobs, ``cmd &``)."""
     app = subprocess.Popen(
         [sys.executable, str(EXAMPLES / WEB_APP), "--server", served.rest_url, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignoring_sigint,
     )
     try:
         url = app.stdout.readline().strip()  # type: ignore[union-attr]
@@ -176,7 +184,7 @@ def test_web_app_answers_uploads_with_json(served: Served) -> None:
         wrong_field = requests.post(url, files={"file": ("captcha.png", image, "image/png")}, timeout=30)
         assert wrong_field.status_code == 400 and "'image'" in wrong_field.json()["error"]
     finally:
-        app.send_signal(signal.SIGINT)  # Ctrl+C: the app closes its client and exits 0
+        app.send_signal(stop_signal)  # the app closes its client and exits 0
         _, stderr = app.communicate(timeout=RUN_TIMEOUT_S)
         sys.stderr.write(stderr)  # pytest shows it when the test fails
     assert app.returncode == 0
