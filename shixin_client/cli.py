@@ -284,7 +284,8 @@ def _score(client: ShixinClient, args: argparse.Namespace) -> int:
     entries = [(name, *_labelled(name, source)) for name, source in _expand(args.paths, sys.stdin)]
     names = [name for name, _, _ in entries]
     results = _read(client, [source for _, _, source in entries])
-    failed = _report_failures(names, results)
+    _report_failures(names, results)
+    errors = [(name, r) for name, r in zip(names, results, strict=True) if isinstance(r, ShixinError)]
     read = [
         (name, label, text)
         for (name, label, _), text in zip(entries, results, strict=True)
@@ -293,29 +294,33 @@ def _score(client: ShixinClient, args: argparse.Namespace) -> int:
     scored = score((label, text) for _, label, text in read)
     misreads = [(name, label, text) for name, label, text in read if label != text.lower()]
     if args.format == "json":
-        _write_score_json(scored, misreads, failed, sys.stdout)
+        _write_score_json(scored, misreads, errors, sys.stdout)
     else:
-        _write_score_text(scored, misreads, failed, sys.stdout)
+        _write_score_text(scored, misreads, errors, sys.stdout)
     below = args.min_accuracy is not None and (
         not scored.readings or 100 * scored.exact_match < args.min_accuracy
     )
     if below:
         print(f"shixin: exact match is below --min-accuracy {args.min_accuracy:g}%", file=sys.stderr)
-    return EXIT_SOME_FAILED if failed or below else EXIT_OK
+    return EXIT_SOME_FAILED if errors or below else EXIT_OK
 
 
-def _write_score_text(scored: Score, misreads: list[tuple[str, str, str]], failed: int, out: TextIO) -> None:
+Misread = tuple[str, str, str]  # path, label, reading
+Failure = tuple[str, ShixinError]  # path, why it was not read
+
+
+def _write_score_text(scored: Score, misreads: list[Misread], errors: list[Failure], out: TextIO) -> None:
     for name, label, text in misreads:
         out.write(f"{name}\t{label} -> {text or '<empty>'}\n")
     out.write(
         f"exact match: {scored.exact_match:.2%} ({scored.exact} of {scored.readings})\n"
         f"per character: {scored.char_accuracy:.2%} ({scored.characters_right} of {scored.characters})\n"
     )
-    if failed:
-        out.write(f"not scored: {failed} file(s) could not be read (see stderr)\n")
+    if errors:
+        out.write(f"not scored: {len(errors)} file(s) could not be read (see stderr)\n")
 
 
-def _write_score_json(scored: Score, misreads: list[tuple[str, str, str]], failed: int, out: TextIO) -> None:
+def _write_score_json(scored: Score, misreads: list[Misread], errors: list[Failure], out: TextIO) -> None:
     record = {
         "scored": scored.readings,
         "exact": scored.exact,
@@ -323,7 +328,7 @@ def _write_score_json(scored: Score, misreads: list[tuple[str, str, str]], faile
         "characters": scored.characters,
         "characters_right": scored.characters_right,
         "char_accuracy": scored.char_accuracy,
-        "not_scored": failed,
+        "not_scored": [_error_record(name, error) for name, error in errors],
         "misreads": [{"path": name, "label": label, "read": text} for name, label, text in misreads],
         "confusions": [
             {"true": truth, "read": read, "count": count}
@@ -332,6 +337,10 @@ def _write_score_json(scored: Score, misreads: list[tuple[str, str, str]], faile
     }
     json.dump(record, out, indent=2, ensure_ascii=False)
     out.write("\n")
+
+
+def _error_record(name: str, error: ShixinError) -> dict[str, str]:
+    return {"path": name, "error": _reason(error), "type": type(error).__name__}
 
 
 def _reason(error: ShixinError) -> str:
@@ -344,9 +353,7 @@ def _reason(error: ShixinError) -> str:
 def _write(rows: list[tuple[str, Union[str, ShixinError]]], fmt: str, out: TextIO) -> None:
     if fmt == "json":
         records = [
-            {"path": name, "text": result}
-            if isinstance(result, str)
-            else {"path": name, "error": _reason(result), "type": type(result).__name__}
+            {"path": name, "text": result} if isinstance(result, str) else _error_record(name, result)
             for name, result in rows
         ]
         json.dump(records, out, indent=2, ensure_ascii=False)

@@ -275,6 +275,7 @@ def test_score_json_and_min_accuracy_exit_status(
     assert (record["characters"], record["characters_right"]) == (14, 12)
     assert record["misreads"] == [{"path": str(wrong), "label": "xy", "read": TEXTS[2]}]
     assert record["confusions"] == [{"true": "xy", "read": TEXTS[2], "count": 1}]
+    assert record["not_scored"] == []
     assert main([*args, "--min-accuracy", "100"]) == 1
     assert "below --min-accuracy 100%" in capsys.readouterr().err
 
@@ -302,6 +303,14 @@ def test_score_names_unlabelled_and_unreadable_files_and_scores_the_rest(
     assert lines[1] == f"shixin: {odd}: label 'a-b' before '_' is not letters and digits"
     assert lines[2].startswith(f"shixin: {broken}: ")
     assert len(lines) == 3
+    assert main([*args, "--format", "json"]) == 1
+    not_scored = json.loads(capsys.readouterr().out)["not_scored"]
+    assert [(r["path"], r["type"]) for r in not_scored] == [
+        (str(unlabelled), "InvalidInputError"),
+        (str(odd), "InvalidInputError"),
+        (str(broken), "InvalidInputError"),
+    ]
+    assert not_scored[0]["error"] == no_label
 
 
 def test_score_refuses_stdin_images_and_bad_percentages(
