@@ -29,6 +29,7 @@ from ._results import INFO, PENDING, SKIP, Row, Target, measured, not_measured
 from ._timing import per_call
 
 GENERATOR_SEED = 0
+ACCURACY_BATCH = 256
 
 
 def accuracy(texts: Sequence[str], samples: Sequence[Sample]) -> float:
@@ -131,8 +132,9 @@ def embedded_rows(ctx: Context) -> list[Row]:
     return rows
 
 
-def _texts(model: Any, images: np.ndarray, batch: int) -> list[str]:
-    softmax = model.predict(images, batch_size=batch, verbose=0)
+def _texts(model: Any, images: np.ndarray) -> list[str]:
+    """The model's readings, batched as training.evaluate batches them (its reports' figures)."""
+    softmax = model.predict(images, batch_size=ACCURACY_BATCH, verbose=0)
     return [prediction.text for prediction in to_predictions(softmax, DEFAULT_SPEC)]
 
 
@@ -174,11 +176,11 @@ def preset_rows(ctx: Context) -> list[Row]:
             note="the issue sets no target; lower is cheaper",
         )
     ]
-    samples = ctx.accuracy_set
+    samples = ctx.preset_accuracy_set
     images = np.stack([preprocess(s.data) for s in samples])
     seed_runs = {"two": (seed, seed_path) if seed_path else None, "six": ctx.seed_six_epochs}
     seed_reads = {
-        key: (accuracy(_texts(run[0], images, counts.model_batch), samples), training_minutes(run[1].parent))
+        key: (accuracy(_texts(run[0], images), samples), training_minutes(run[1].parent))
         for key, run in seed_runs.items()
         if run is not None
     }
@@ -205,7 +207,7 @@ def preset_rows(ctx: Context) -> list[Row]:
             "the same data for 6 epochs (the default's run is 9c's)",
         ),
     ):
-        ours = accuracy(_texts(run[0], images, counts.model_batch), samples) if run else None
+        ours = accuracy(_texts(run[0], images), samples) if run else None
         minutes = training_minutes(run[1].parent) if run else None
         baseline, seed_minutes = seed_reads.get(seed_key, (None, None))
         missing = "; ".join(
