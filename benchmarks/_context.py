@@ -165,7 +165,7 @@ class Context:
 
     @cached_property
     def preset_accuracy_set(self) -> list[Sample]:
-        """The generated images the presets' accuracy is measured on (rows 9b-9d)."""
+        """The generated images the presets' accuracy is measured on (rows 9b-9e)."""
         return generated_samples(self.counts.preset_accuracy_images)
 
     @property
@@ -211,6 +211,16 @@ class Context:
     def seed_six_epochs(self) -> tuple[Any, Path] | None:
         """The ``seed`` preset's run continued to six epochs on the same data, if it was."""
         return _preset_run("seed-6-epochs")
+
+    @cached_property
+    def seed_ten_epochs(self) -> tuple[Any, Path] | None:
+        """The six-epoch ``seed`` run continued to ten on the same data, if it was."""
+        return _preset_run("seed-10-epochs")
+
+    @cached_property
+    def default_ten_epochs(self) -> tuple[Any, Path] | None:
+        """The ``default`` equal-time run continued to ten epochs on the same data, if it was."""
+        return _preset_run("default-10-epochs")
 
     @cached_property
     def default_equal_data(self) -> tuple[Any, Path] | None:

@@ -178,7 +178,11 @@ def preset_rows(ctx: Context) -> list[Row]:
     ]
     samples = ctx.preset_accuracy_set
     images = np.stack([preprocess(s.data) for s in samples])
-    seed_runs = {"two": (seed, seed_path) if seed_path else None, "six": ctx.seed_six_epochs}
+    seed_runs = {
+        "two": (seed, seed_path) if seed_path else None,
+        "six": ctx.seed_six_epochs,
+        "ten": ctx.seed_ten_epochs,
+    }
     seed_reads = {
         key: (accuracy(_texts(run[0], images), samples), training_minutes(run[1].parent))
         for key, run in seed_runs.items()
@@ -205,6 +209,13 @@ def preset_rows(ctx: Context) -> list[Row]:
             ctx.default_equal_time,
             "six",
             "the same data for 6 epochs (the default's run is 9c's)",
+        ),
+        (
+            "9e",
+            "Accuracy, default vs seed (equal data, 10 epochs)",
+            ctx.default_ten_epochs,
+            "ten",
+            "the same data for 10 epochs (9d's runs, continued)",
         ),
     ):
         ours = accuracy(_texts(run[0], images), samples) if run else None
