@@ -127,11 +127,22 @@ def stream_dataset(  # type: ignore[no-untyped-def]
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def pool_dataset(batch: Batch, batch_size: int, seed: int):  # type: ignore[no-untyped-def]
-    """A shuffled ``tf.data`` pipeline over a pre-rendered pool (uint8 kept, cast per batch)."""
+def pool_epochs(batch: Batch, batch_size: int, seed: int):  # type: ignore[no-untyped-def]
+    """Epoch number -> a ``tf.data`` pipeline over a pre-rendered pool in that epoch's order.
+
+    Each epoch's order is a permutation drawn from ``(seed, epoch)`` alone, not from a
+    shuffle whose state advances with every iterator Keras happens to open, so a resumed run
+    sees exactly the epochs an uninterrupted one would. The pool stays uint8 in one tensor
+    shared by every epoch; batches are gathered and cast as they are drawn.
+    """
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((batch.images, batch.labels))
-    dataset = dataset.shuffle(len(batch.images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    images, labels = tf.constant(batch.images), tf.constant(batch.labels)
+
+    def epoch_dataset(epoch: int):  # type: ignore[no-untyped-def]
+        order = np.random.default_rng([seed, epoch]).permutation(len(batch.images))
+        dataset = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        dataset = dataset.map(lambda i: (tf.cast(tf.gather(images, i), tf.float32), tf.gather(labels, i)))
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    return epoch_dataset

@@ -7,6 +7,11 @@ CTC loss on the logits with the true input length (all 40 steps; the reference p
 best-checkpoint on validation exact match, learning-rate decay on plateau, early
 stopping, resume (``--resume``), progress on the terminal and in ``<out>/train.log``.
 At the end it writes the training curve and the evaluation report (training.evaluate).
+
+``--resume`` continues an interrupted run where it stopped: weights, optimizer state,
+learning-rate schedule and the order of the training pool's epochs, so it ends where the
+uninterrupted run would. ``--resume --reset-lr`` starts a new phase (fine-tuning) from
+the saved weights instead, with a fresh optimizer at ``--lr``.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
 
 from . import evaluate
-from .dataset import Batch, pool_dataset, render, render_parallel, stream_dataset
+from .dataset import Batch, pool_epochs, render, render_parallel, stream_dataset
 from .model import PRESETS, build_model, logits_model
 
 log = logging.getLogger("training")
@@ -32,6 +38,8 @@ log = logging.getLogger("training")
 TRAIN_SEED_OFFSET = 0
 VALIDATION_SEED = 900_001
 TEST_SEED = 900_002
+#: The optimizer's variables and the random streams after the last epoch, beside last.keras.
+TRAINING_STATE_FILE = "training_state.npz"
 
 
 def ctc_loss(spec: CaptchaSpec):  # type: ignore[no-untyped-def]
@@ -72,6 +80,37 @@ def exact_match(model, batch: Batch, spec: CaptchaSpec = DEFAULT_SPEC) -> float:
     return float(np.mean([t == y for t, y in zip(texts, batch.texts, strict=True)]))
 
 
+def _random_states(model):  # type: ignore[no-untyped-def]
+    """The dropout layers' random-stream states: Keras keeps them out of the saved model."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def save_training_state(trainer, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What last.keras lacks for an exact resume: the optimizer's variables and the random streams."""
+    import keras
+
+    arrays = {
+        **{f"optimizer_{i}": v for i, v in enumerate(trainer.optimizer.variables)},
+        **{f"random_{i}": v for i, v in enumerate(_random_states(trainer))},
+    }
+    np.savez(path, **{name: keras.ops.convert_to_numpy(v) for name, v in arrays.items()})
+
+
+def restore_training_state(trainer, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Build the trainer's optimizer and load what ``save_training_state`` wrote."""
+    trainer.optimizer.build(trainer.trainable_variables)
+    targets = {
+        **{f"optimizer_{i}": v for i, v in enumerate(trainer.optimizer.variables)},
+        **{f"random_{i}": v for i, v in enumerate(_random_states(trainer))},
+    }
+    with np.load(path) as saved:
+        values = {name: saved[name] for name in saved.files}
+    if set(values) != set(targets) or any(tuple(targets[n].shape) != values[n].shape for n in targets):
+        raise ValueError(f"{path} holds the state of another model's training; resume with --reset-lr")
+    for name, variable in targets.items():
+        variable.assign(values[name])
+
+
 def train(args: argparse.Namespace) -> Path:
     import keras
 
@@ -83,7 +122,9 @@ def train(args: argparse.Namespace) -> Path:
     last_path, best_path = out / "last.keras", out / "best.keras"
     history: list[dict[str, float]] = []
     start_epoch, best, lr, stale = 0, -1.0, args.lr, 0
+    state: dict[str, Any] = {}
     model = build_model(args.preset, spec)
+    continuing = args.resume and last_path.exists() and not args.reset_lr
     if args.resume and last_path.exists():
         model = keras.models.load_model(last_path)
         state = json.loads(state_path.read_text())
@@ -92,28 +133,39 @@ def train(args: argparse.Namespace) -> Path:
         if args.reset_lr:
             lr, stale = args.lr, 0
         log.info("resumed at epoch %d (best %.4f, lr %.2e)", start_epoch, best, lr)
+    # The epoch this phase began at: the decay schedule counts from it.
+    phase_start = state.get("phase_start", start_epoch) if continuing else start_epoch
     log.info("preset %s: %d parameters", args.preset, model.count_params())
     trainer = logits_model(model)
     optimizer = keras.optimizers.Adam(learning_rate=lr, amsgrad=True, clipnorm=5.0)
     trainer.compile(optimizer=optimizer, loss=ctc_loss(spec))
+    if continuing:
+        if (out / TRAINING_STATE_FILE).exists():
+            restore_training_state(trainer, out / TRAINING_STATE_FILE)
+        else:
+            log.info("no %s in %s: the optimizer starts afresh", TRAINING_STATE_FILE, out)
 
     train_seed = args.seed + TRAIN_SEED_OFFSET
     if args.source == "pool":
         t0 = time.time()
         pool = render_parallel(train_seed, args.train_size, workers=args.workers, augment=args.augment)
         log.info("rendered %d training captchas in %.0f s", args.train_size, time.time() - t0)
-        dataset = pool_dataset(pool, args.batch_size, args.seed)
+        epoch_data = pool_epochs(pool, args.batch_size, args.seed)
         steps = None
     else:
-        dataset = stream_dataset(
-            train_seed, args.batch_size, spec, start=start_epoch * args.train_size, augment=args.augment
-        )
+
+        def epoch_data(epoch: int):  # type: ignore[no-untyped-def]
+            """Epoch ``epoch``'s own fresh captchas: the stream never repeats, and resumes in place."""
+            start = epoch * args.train_size
+            return stream_dataset(train_seed, args.batch_size, spec, start=start, augment=args.augment)
+
         steps = args.train_size // args.batch_size
 
     started = time.time()
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
-        fit = trainer.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=2 if args.verbose else 0)
+        verbose = 2 if args.verbose else 0
+        fit = trainer.fit(epoch_data(epoch), epochs=1, steps_per_epoch=steps, verbose=verbose)
         loss = float(fit.history["loss"][-1])
         val = render(VALIDATION_SEED, epoch * args.val_size, args.val_size, spec)
         accuracy = exact_match(model, val, spec)
@@ -128,7 +180,7 @@ def train(args: argparse.Namespace) -> Path:
             "epoch %d/%d loss %.4f val_exact %.4f best %.4f lr %.2e %.0fs%s",
             epoch + 1, args.epochs, loss, accuracy, best, lr, time.time() - t0, " *" if improved else "",
         )  # fmt: skip
-        if args.decay_every and (epoch + 1 - start_epoch) % args.decay_every == 0:
+        if args.decay_every and (epoch + 1 - phase_start) % args.decay_every == 0:
             lr = max(lr * args.lr_factor, args.min_lr)
             trainer.optimizer.learning_rate.assign(lr)
             log.info("scheduled decay: learning rate -> %.2e", lr)
@@ -137,7 +189,9 @@ def train(args: argparse.Namespace) -> Path:
             trainer.optimizer.learning_rate.assign(lr)
             log.info("learning rate -> %.2e", lr)
         model.save(last_path)
-        state_path.write_text(json.dumps({"epoch": epoch + 1, "best": best, "lr": lr, "stale": stale}))
+        save_training_state(trainer, out / TRAINING_STATE_FILE)
+        state = {"epoch": epoch + 1, "best": best, "lr": lr, "stale": stale, "phase_start": phase_start}
+        state_path.write_text(json.dumps(state))
         history_path.write_text(json.dumps(history, indent=1))
         if stale >= args.patience:
             log.info("early stop: no improvement for %d epochs", stale)
