@@ -80,29 +80,27 @@ def exact_match(model, batch: Batch, spec: CaptchaSpec = DEFAULT_SPEC) -> float:
     return float(np.mean([t == y for t, y in zip(texts, batch.texts, strict=True)]))
 
 
-def _random_states(model):  # type: ignore[no-untyped-def]
-    """The dropout layers' random-stream states: Keras keeps them out of the saved model."""
-    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+def _training_variables(trainer):  # type: ignore[no-untyped-def]
+    """What last.keras lacks for an exact resume, by name: the optimizer's variables and the
+    dropout layers' random streams (Keras keeps SeedGenerator state out of saved models)."""
+    random_states = [v for v in trainer.variables if v.path.endswith("seed_generator_state")]
+    return {
+        **{f"optimizer_{i}": v for i, v in enumerate(trainer.optimizer.variables)},
+        **{f"random_{i}": v for i, v in enumerate(random_states)},
+    }
 
 
 def save_training_state(trainer, path: Path) -> None:  # type: ignore[no-untyped-def]
-    """What last.keras lacks for an exact resume: the optimizer's variables and the random streams."""
     import keras
 
-    arrays = {
-        **{f"optimizer_{i}": v for i, v in enumerate(trainer.optimizer.variables)},
-        **{f"random_{i}": v for i, v in enumerate(_random_states(trainer))},
-    }
-    np.savez(path, **{name: keras.ops.convert_to_numpy(v) for name, v in arrays.items()})
+    variables = _training_variables(trainer)
+    np.savez(path, **{name: keras.ops.convert_to_numpy(v) for name, v in variables.items()})
 
 
 def restore_training_state(trainer, path: Path) -> None:  # type: ignore[no-untyped-def]
     """Build the trainer's optimizer and load what ``save_training_state`` wrote."""
     trainer.optimizer.build(trainer.trainable_variables)
-    targets = {
-        **{f"optimizer_{i}": v for i, v in enumerate(trainer.optimizer.variables)},
-        **{f"random_{i}": v for i, v in enumerate(_random_states(trainer))},
-    }
+    targets = _training_variables(trainer)
     with np.load(path) as saved:
         values = {name: saved[name] for name in saved.files}
     if set(values) != set(targets) or any(tuple(targets[n].shape) != values[n].shape for n in targets):
@@ -162,9 +160,9 @@ def train(args: argparse.Namespace) -> Path:
         steps = args.train_size // args.batch_size
 
     started = time.time()
+    verbose = 2 if args.verbose else 0
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
-        verbose = 2 if args.verbose else 0
         fit = trainer.fit(epoch_data(epoch), epochs=1, steps_per_epoch=steps, verbose=verbose)
         loss = float(fit.history["loss"][-1])
         val = render(VALIDATION_SEED, epoch * args.val_size, args.val_size, spec)
