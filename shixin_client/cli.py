@@ -54,6 +54,8 @@ PROGRESS_FROM = 20
 EXIT_OK, EXIT_SOME_FAILED, EXIT_UNUSABLE = 0, 1, 2
 
 Source = Union[str, bytes]  # a path, or image bytes read from stdin
+Failure = tuple[str, ShixinError]  # a path, and why it was not read
+Misread = tuple[str, str, str]  # a path, its label, the reading
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -249,23 +251,21 @@ def _read(client: ShixinClient, sources: list[Union[Source, ShixinError]]) -> li
     return results
 
 
-def _report_failures(names: Sequence[str], results: Sequence[Union[str, ShixinError]]) -> int:
-    """One stderr line per failed image; how many failed."""
-    failed = 0
-    for name, result in zip(names, results, strict=True):
-        if isinstance(result, ShixinError):
-            failed += 1
-            print(f"shixin: {name}: {_reason(result)}", file=sys.stderr)
-    return failed
+def _report_failures(names: Sequence[str], results: Sequence[Union[str, ShixinError]]) -> list[Failure]:
+    """One stderr line per image that failed; those images and their errors."""
+    failures = [(name, r) for name, r in zip(names, results, strict=True) if isinstance(r, ShixinError)]
+    for name, error in failures:
+        print(f"shixin: {name}: {_reason(error)}", file=sys.stderr)
+    return failures
 
 
 def _recognize(client: ShixinClient, args: argparse.Namespace) -> int:
     entries = list(_expand(args.paths, sys.stdin))
     names = [name for name, _ in entries]
     results = _read(client, [source for _, source in entries])
-    failed = _report_failures(names, results)
+    failures = _report_failures(names, results)
     _write(list(zip(names, results, strict=True)), args.format, sys.stdout)
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+    return EXIT_SOME_FAILED if failures else EXIT_OK
 
 
 def _labelled(name: str, source: Union[Source, ShixinError]) -> tuple[str, Union[Source, ShixinError]]:
@@ -284,8 +284,7 @@ def _score(client: ShixinClient, args: argparse.Namespace) -> int:
     entries = [(name, *_labelled(name, source)) for name, source in _expand(args.paths, sys.stdin)]
     names = [name for name, _, _ in entries]
     results = _read(client, [source for _, _, source in entries])
-    _report_failures(names, results)
-    errors = [(name, r) for name, r in zip(names, results, strict=True) if isinstance(r, ShixinError)]
+    errors = _report_failures(names, results)
     read = [
         (name, label, text)
         for (name, label, _), text in zip(entries, results, strict=True)
@@ -303,10 +302,6 @@ def _score(client: ShixinClient, args: argparse.Namespace) -> int:
     if below:
         print(f"shixin: exact match is below --min-accuracy {args.min_accuracy:g}%", file=sys.stderr)
     return EXIT_SOME_FAILED if errors or below else EXIT_OK
-
-
-Misread = tuple[str, str, str]  # path, label, reading
-Failure = tuple[str, ShixinError]  # path, why it was not read
 
 
 def _write_score_text(scored: Score, misreads: list[Misread], errors: list[Failure], out: TextIO) -> None:
