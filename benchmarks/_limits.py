@@ -7,6 +7,8 @@ a reader sees the cause beside the figure; written from profiles of these rows o
 
 from __future__ import annotations
 
+from shixin_client._spec import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT
+
 LIMITS: dict[str, str] = {
     "4a": (
         "About 1.9 ms of client CPU per REST call, against 0.9 ms over gRPC: urllib3 (about 0.7 ms of "
@@ -24,8 +26,8 @@ LIMITS: dict[str, str] = {
         "server's event loop (serialises concurrent unbatched requests, 20% less throughput). Inside the "
         "server the model call itself takes about 2.2 ms against 1.8 ms in-process, and the wire, gRPC and "
         "Python hops about 1.1 ms more. Closing it needs the C++ server, or more cores: where Docker runs, "
-        "`serving/run.sh` then `python -m benchmarks --rows 5,6 --server-grpc localhost:8500 "
-        "--server-rest http://localhost:8501` times rows 5 and 6 against TF Serving itself"
+        f"`serving/run.sh` then `python -m benchmarks --rows 5,6 --server-grpc localhost:{DEFAULT_GRPC_PORT} "
+        f"--server-rest http://localhost:{DEFAULT_REST_PORT}` times rows 5 and 6 against TF Serving itself"
     ),
     "5b": (
         "As 5a, plus the REST client's extra CPU (row 4a) and the JSON text of 1,480 floats, which "

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from shixin_client._spec import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT
+
 from . import _decoding, _footprint, _models, _serving, _wire
 from ._context import FULL, QUICK, ROOT, Context, Server
 from ._report import table, write_chart, write_json, write_markdown
@@ -88,8 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. TF Serving started by serving/run.sh on models/; both addresses or neither, and the "
         "server must answer with this run's model (checked) under the name shixin",
     )
-    outside.add_argument("--server-grpc", metavar="HOST:PORT", help="its gRPC address, e.g. localhost:8500")
-    outside.add_argument("--server-rest", metavar="URL", help="its REST URL, e.g. http://localhost:8501")
+    outside.add_argument(
+        "--server-grpc", metavar="HOST:PORT", help=f"its gRPC address, e.g. localhost:{DEFAULT_GRPC_PORT}"
+    )
+    outside.add_argument(
+        "--server-rest", metavar="URL", help=f"its REST URL, e.g. http://localhost:{DEFAULT_REST_PORT}"
+    )
     return parser
 
 
