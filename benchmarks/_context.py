@@ -144,6 +144,7 @@ class Context:
         self.counts = counts
         self.quick = quick
         self.server = server
+        self._preset_runs: dict[str, tuple[Any, Path] | None] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="shixin-bench-")
         self.tmp = Path(self._tmp.name)
 
@@ -199,7 +200,7 @@ class Context:
         """The reference-sized ``seed`` preset and the file its weights came from (None: untrained)."""
         import keras
 
-        trained = _preset_run("seed")
+        trained = self.preset_run("seed")
         if trained is not None:
             return trained
         from training.model import build_model
@@ -207,30 +208,11 @@ class Context:
         keras.utils.set_random_seed(0)
         return build_model("seed"), None
 
-    @cached_property
-    def seed_six_epochs(self) -> tuple[Any, Path] | None:
-        """The ``seed`` preset's run continued to six epochs on the same data, if it was."""
-        return _preset_run("seed-6-epochs")
-
-    @cached_property
-    def seed_ten_epochs(self) -> tuple[Any, Path] | None:
-        """The six-epoch ``seed`` run continued to ten on the same data, if it was."""
-        return _preset_run("seed-10-epochs")
-
-    @cached_property
-    def default_ten_epochs(self) -> tuple[Any, Path] | None:
-        """The ``default`` equal-time run continued to ten epochs on the same data, if it was."""
-        return _preset_run("default-10-epochs")
-
-    @cached_property
-    def default_equal_data(self) -> tuple[Any, Path] | None:
-        """The ``default`` preset trained with the seed preset's command (data, epochs), if it was."""
-        return _preset_run("default")
-
-    @cached_property
-    def default_equal_time(self) -> tuple[Any, Path] | None:
-        """The ``default`` preset trained on the same data within the seed preset's minutes, if it was."""
-        return _preset_run("default-equal-time")
+    def preset_run(self, run: str) -> tuple[Any, Path] | None:
+        """The best model of ``runs/presets/<run>`` and its path, if that run exists (loaded once)."""
+        if run not in self._preset_runs:
+            self._preset_runs[run] = _preset_run(run)
+        return self._preset_runs[run]
 
     @cached_property
     def model_dir(self) -> Path:

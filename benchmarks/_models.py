@@ -143,7 +143,7 @@ def preset_rows(ctx: Context) -> list[Row]:
 
     counts = ctx.counts
     default = ctx.keras_model
-    seed, seed_path = ctx.seed_preset
+    seed, _ = ctx.seed_preset
     batch = np.stack([preprocess(s.data) for s in ctx.generated[: counts.model_batch]])
     while len(batch) < counts.model_batch:
         batch = np.concatenate([batch, batch])[: counts.model_batch]
@@ -178,49 +178,31 @@ def preset_rows(ctx: Context) -> list[Row]:
     ]
     samples = ctx.preset_accuracy_set
     images = np.stack([preprocess(s.data) for s in samples])
-    seed_runs = {
-        "two": (seed, seed_path) if seed_path else None,
-        "six": ctx.seed_six_epochs,
-        "ten": ctx.seed_ten_epochs,
+    # Each row: the default preset's run and the seed preset's run it is compared with.
+    pairs = (
+        ("9b", "Accuracy, default vs seed (equal data, 2 epochs)", "default", "seed",
+         "the same data for 2 epochs"),
+        ("9c", "Accuracy, default vs seed (equal time)", "default-equal-time", "seed",
+         "the same data for as many epochs as fit in the seed preset's 2-epoch training minutes (6)"),
+        ("9d", "Accuracy, default vs seed (equal data, 6 epochs)", "default-equal-time", "seed-6-epochs",
+         "the same data for 6 epochs (the default's run is 9c's)"),
+        ("9e", "Accuracy, default vs seed (equal data, 10 epochs)", "default-10-epochs", "seed-10-epochs",
+         "the same data for 10 epochs (9d's runs, continued)"),
+    )  # fmt: skip
+    runs = {
+        name: ctx.preset_run(name)
+        for _, _, default_run, seed_run, _ in pairs
+        for name in (default_run, seed_run)
     }
-    seed_reads = {
-        key: (accuracy(_texts(run[0], images), samples), training_minutes(run[1].parent))
-        for key, run in seed_runs.items()
+    reads = {  # each run read once, however many rows name it
+        name: (accuracy(_texts(run[0], images), samples), training_minutes(run[1].parent))
+        for name, run in runs.items()
         if run is not None
     }
-    for row_id, title, run, seed_key, budget in (
-        (
-            "9b",
-            "Accuracy, default vs seed (equal data, 2 epochs)",
-            ctx.default_equal_data,
-            "two",
-            "the same data for 2 epochs",
-        ),
-        (
-            "9c",
-            "Accuracy, default vs seed (equal time)",
-            ctx.default_equal_time,
-            "two",
-            "the same data for as many epochs as fit in the seed preset's 2-epoch training minutes (6)",
-        ),
-        (
-            "9d",
-            "Accuracy, default vs seed (equal data, 6 epochs)",
-            ctx.default_equal_time,
-            "six",
-            "the same data for 6 epochs (the default's run is 9c's)",
-        ),
-        (
-            "9e",
-            "Accuracy, default vs seed (equal data, 10 epochs)",
-            ctx.default_ten_epochs,
-            "ten",
-            "the same data for 10 epochs (9d's runs, continued)",
-        ),
-    ):
-        ours = accuracy(_texts(run[0], images), samples) if run else None
-        minutes = training_minutes(run[1].parent) if run else None
-        baseline, seed_minutes = seed_reads.get(seed_key, (None, None))
+    weights = {name: str(run[1]) for name, run in runs.items() if run is not None}
+    for row_id, title, default_run, seed_run, budget in pairs:
+        ours, minutes = reads.get(default_run, (None, None))
+        baseline, seed_minutes = reads.get(seed_run, (None, None))
         missing = "; ".join(
             text
             for text, absent in (
@@ -235,10 +217,9 @@ def preset_rows(ctx: Context) -> list[Row]:
             f'trained from scratch on {budget} (models/README.md, "Default vs seed"); the committed '
             "model trained far longer and is row 8c"
         )
-        seed_run = seed_runs[seed_key]
         extra = {
-            "default_weights": str(run[1]) if run else None,
-            "seed_weights": str(seed_run[1]) if seed_run else None,
+            "default_weights": weights.get(default_run),
+            "seed_weights": weights.get(seed_run),
             "default_training_minutes": minutes,
             "seed_training_minutes": seed_minutes,
         }
