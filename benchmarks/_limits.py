@@ -54,8 +54,9 @@ LIMITS: dict[str, str] = {
         "thread and the float model rereads the 7% it is unsure of. Per call about 0.12-0.17 ms go to "
         "decoding the PNG (zlib alone is 0.1 ms), 0.07 ms to the exact reference gray and threshold, "
         "and about 0.1 ms each to the client and the decoders. Ours is steady at 0.70-0.77 ms; ddddocr "
-        "took 3.36-5.55 ms, so in eleven runs with this code the ratio was 0.14-0.21 (0.19-0.21 with 9 "
-        "rounds), seven passing: it sits on the line. Closing it for good: a smaller model (a 128-wide "
+        "took 3.36-5.55 ms, so in fifteen runs with this code the ratio was 0.14-0.21 (0.19-0.21 with 9 "
+        "rounds; 0.190-0.198 in the last four full runs), eleven passing: it sits on the line. "
+        "Closing it for good: a smaller model (a 128-wide "
         "head costs about 30% less and needs training and the same accuracy check), or a compiled "
         "preprocessing"
     ),
