@@ -26,7 +26,7 @@ from shixin_client._spec import DEFAULT_SPEC, OUTPUT_SOFTMAX, SIGNATURE_DESCRIBE
 from shixin_client._transports._grpc_codec import ndarray_to_tensor_proto
 from shixin_client._transports.local import describe_outputs
 from shixin_client._transports.mock import softmax_for
-from shixin_server._json_tensor import predict_response
+from shixin_client.server._json_tensor import predict_response
 
 TEXT = "ab12"
 SIZES_PATH = "/sizes"

@@ -137,7 +137,7 @@ class Server:
 class Context:
     """Counts, images and model artefacts for one run; ``close()`` removes the temporary exports.
 
-    ``server``, when given, is what rows 5 and 6 call instead of starting shixin_server.
+    ``server``, when given, is what rows 5 and 6 call instead of starting shixin_client.server.
     """
 
     def __init__(self, counts: Counts, quick: bool, server: Server | None = None) -> None:

@@ -1,4 +1,4 @@
-"""``python -m benchmarks._serve BASE NAME [--batching-parameters-file F]``: shixin_server in a child.
+"""``python -m benchmarks._serve BASE NAME [--batching-parameters-file F]``: shixin_client.server in a child.
 
 The server runs in its own process, as TF Serving would, so its work never shares the
 benchmarking client's interpreter lock or CPU-time count. It prints one JSON line with
@@ -11,8 +11,8 @@ import argparse
 import json
 import sys
 
-from shixin_server._config_files import read_batching_parameters
-from shixin_server.testing import running_server
+from shixin_client.server._config_files import read_batching_parameters
+from shixin_client.server.testing import running_server
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Rows 5 and 6: the client through the local server against the same model called in-process.
 
-The server (:mod:`shixin_server`, started by :mod:`benchmarks._serve`) runs in its own
+The server (:mod:`shixin_client.server`, started by :mod:`benchmarks._serve`) runs in its own
 process, as TF Serving does; ``--server-grpc``/``--server-rest`` point the rows at a server
 started outside the harness instead (the real TF Serving by ``serving/run.sh``), after
 checking that it answers with the model this run loads. The baseline loads the same
@@ -63,7 +63,7 @@ def _server(ctx: Context, *child_args: str) -> Iterator[tuple[dict[str, str], st
     """The addresses rows 5 and 6 call and how the rows describe that server."""
     if ctx.server is None:
         with child_server("benchmarks._serve", str(ctx.model_dir), DEFAULT_MODEL_NAME, *child_args) as server:
-            yield server, "shixin_server in another process"
+            yield server, "shixin_client.server in another process"
         return
     where = f"the server at {ctx.server.rest} and grpc://{ctx.server.grpc}"
     samples = ctx.generated[:SAME_MODEL_SAMPLES]

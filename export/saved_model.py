@@ -1,4 +1,4 @@
-"""A trained Keras model -> a versioned SavedModel that TF Serving (or shixin_server) serves.
+"""A trained Keras model -> a versioned SavedModel that TF Serving (or shixin_client.server) serves.
 
 Three signatures, every name from :mod:`shixin_client._spec`:
 

@@ -6,7 +6,7 @@
     python scripts/soak.py --workers 16 --requests 1000      # load: each worker sends --requests
     python scripts/soak.py --model-base models/shixin ...    # an exported model (default: untrained)
 
-The server runs in its own process (``python -m shixin_server``), so the memory this
+The server runs in its own process (``python -m shixin_client.server``), so the memory this
 script reports is the client's alone; the client process never imports TensorFlow.
 Every answer is compared with the text the same server gave for that image alone, so
 a result paired with the wrong image counts as a wrong string, not a success (that
@@ -197,7 +197,7 @@ def url_for(transport: str, rest_url: str, grpc_target: str) -> str:
 
 
 class ServerProcess:
-    """``python -m shixin_server`` on loopback ports, stopped by ``stop()`` (SIGTERM, then kill).
+    """``python -m shixin_client.server`` on loopback ports, stopped by ``stop()`` (SIGTERM, then kill).
 
     Free ports are picked unless given (a restart on the same ports).
     """
@@ -217,7 +217,7 @@ class ServerProcess:
         command = [
             sys.executable,
             "-m",
-            "shixin_server",
+            "shixin_client.server",
             f"--port={self.grpc_port}",
             f"--rest_api_port={self.rest_port}",
             f"--model_name={DEFAULT_MODEL_NAME}",

@@ -159,7 +159,7 @@ def _fail(message: str, code: int = EXIT_UNUSABLE) -> int:
 
 def _serve(argv: list[str]) -> int:
     try:
-        from shixin_server.cli import main as serve_main
+        from shixin_client.server.cli import main as serve_main
     except ImportError:
         return _fail(str(MissingDependencyError("shixin serve", "server")))
     return serve_main(argv)

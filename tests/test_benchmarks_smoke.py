@@ -170,7 +170,7 @@ def test_an_outside_server_with_another_model_is_refused() -> None:
 def test_rows_5_time_a_server_started_outside_the_harness(tmp_path: Path) -> None:
     """What an owner with Docker runs against TF Serving; here the local server stands in for it."""
     pytest.importorskip("tensorflow")
-    from shixin_server.testing import running_server
+    from shixin_client.server.testing import running_server
 
     with running_server(REPO / "models" / "shixin", "shixin") as server:
         status = main(

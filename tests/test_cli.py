@@ -207,12 +207,12 @@ def test_serve_forwards_argv_or_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     seen: list[list[str]] = []
-    fake = types.ModuleType("shixin_server.cli")
+    fake = types.ModuleType("shixin_client.server.cli")
     fake.main = lambda argv: seen.append(argv) or 0  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "shixin_server.cli", fake)
+    monkeypatch.setitem(sys.modules, "shixin_client.server.cli", fake)
     assert main(["serve", "--port=0", "--model_name=shixin"]) == 0
     assert seen == [["--port=0", "--model_name=shixin"]]
-    monkeypatch.setitem(sys.modules, "shixin_server.cli", None)
+    monkeypatch.setitem(sys.modules, "shixin_client.server.cli", None)
     assert main(["serve", "--port=0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'shixin-client[server]'" in err

@@ -1,6 +1,6 @@
 """Both client twins against the project's own server and exported model, over REST and gRPC.
 
-The contract test between the parallel pieces: export's three signatures, shixin_server's
+The contract test between the parallel pieces: export's three signatures, shixin_client.server's
 wire behaviour and the client's codecs must agree end to end, and the texts must be
 what decoding the Keras model's own softmax gives.
 """
@@ -34,7 +34,7 @@ def served(
 ) -> Iterator[dict[str, Any]]:
     keras = pytest.importorskip("keras")
     from export.saved_model import export_model
-    from shixin_server.testing import running_server
+    from shixin_client.server.testing import running_server
     from training.model import build_model
 
     keras.utils.set_random_seed(3)

@@ -1,6 +1,6 @@
 """Every script in examples/ runs, as a user would run it, against the local server.
 
-Each example runs in its own interpreter against shixin_server serving a tiny untrained
+Each example runs in its own interpreter against shixin_client.server serving a tiny untrained
 model that export/ wrote. Its output must be one ``file<TAB>text`` line per captcha, in
 file order, with the texts the SDK itself reads from the same server; the web app must
 answer uploads with that text as JSON and shut down cleanly on Ctrl+C.
@@ -56,7 +56,7 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     keras = pytest.importorskip("keras")
     from export.saved_model import export_model
-    from shixin_server.testing import running_server
+    from shixin_client.server.testing import running_server
     from training.model import Preset, build_model
 
     # A tiny network exports in seconds; this seed makes it read the captchas differently

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-FORBIDDEN = ("tensorflow", "keras", "tensorflow_serving", "training", "export", "shixin_server", "grpc")
+FORBIDDEN = ("tensorflow", "keras", "tensorflow_serving", "training", "export", "shixin_client.server", "grpc")
 
 
 def loaded_after(code: str) -> list[str]:

@@ -216,7 +216,7 @@ def served_model() -> Iterator[list[str]]:
         pytest.skip("no committed export under models/shixin")
     script = (
         "import json, sys\n"
-        "from shixin_server.testing import running_server\n"
+        "from shixin_client.server.testing import running_server\n"
         "with running_server('models/shixin', 'shixin') as server:\n"
         "    print(json.dumps([server.rest_url, 'grpc://' + server.grpc_target]), flush=True)\n"
         "    sys.stdin.read()\n"

@@ -28,7 +28,7 @@ import yaml
 
 from shixin_client._config import DEFAULT_BATCH_SIZE
 from shixin_client._spec import DEFAULT_GRPC_PORT, DEFAULT_MODEL_NAME, DEFAULT_REST_PORT
-from shixin_server import _config_files as config_files
+from shixin_client.server import _config_files as config_files
 
 REPO = Path(__file__).resolve().parents[1]
 SERVING = REPO / "serving"
@@ -293,7 +293,7 @@ def test_compose_and_kubernetes_pass_run_sh_flags(tmp_path: Path) -> None:
 
 
 def test_config_files_parse_as_tf_serving_text_protos() -> None:
-    # shixin_server reads them with TF Serving's messages (ModelServerConfig from
+    # shixin_client.server reads them with TF Serving's messages (ModelServerConfig from
     # tensorflow-serving-api; BatchingParameters and MonitoringConfig declared from upstream).
     batching = config_files.read_batching_parameters(str(SERVING / "batching.config"))
     # One request larger than max_batch_size is refused, so the SDK's requests must fit.

@@ -24,7 +24,7 @@ from shixin_client._spec import (
     SIGNATURE_BYTES,
     SIGNATURE_DESCRIBE,
 )
-from shixin_server.testing import running_server
+from shixin_client.server.testing import running_server
 
 
 @pytest.fixture(scope="module")

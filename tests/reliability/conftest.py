@@ -112,7 +112,7 @@ def model_base(tmp_path_factory: pytest.TempPathFactory, oracle: Oracle) -> Path
 @pytest.fixture(scope="session")
 def server(model_base: Path) -> Iterator[Any]:
     """The project's dev server on free loopback ports, shared by the whole package."""
-    from shixin_server.testing import running_server
+    from shixin_client.server.testing import running_server
 
     with running_server(model_base, MODEL_NAME) as running:
         yield running

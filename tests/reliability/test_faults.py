@@ -245,7 +245,7 @@ def _copy_model(model_base: Path, target: Path) -> Path:
 def test_server_killed_and_restarted_mid_run(
     kind: str, model_base: Path, tmp_path: Path, captchas: list[bytes], oracle: Any
 ) -> None:
-    from shixin_server.testing import running_server
+    from shixin_client.server.testing import running_server
 
     base = _copy_model(model_base, tmp_path / DEFAULT_MODEL_NAME)
     expected = oracle.texts(captchas[:4])
@@ -285,7 +285,7 @@ def test_a_version_unloaded_mid_run(
     model_base: Path, tmp_path: Path, captchas: list[bytes], oracle: Any
 ) -> None:
     """Version 2 appears and 1 is unloaded: the latest keeps answering, a pin on 1 gets NOT_FOUND."""
-    from shixin_server.testing import running_server
+    from shixin_client.server.testing import running_server
 
     base = _copy_model(model_base, tmp_path / DEFAULT_MODEL_NAME)
     expected = oracle.texts(captchas[:4])

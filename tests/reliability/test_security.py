@@ -68,8 +68,8 @@ def _tls(pki: dict[str, Any], *, client_cert: bool = False) -> TLSConfig:
 @pytest.fixture(scope="module", params=[False, True], ids=["tls", "mtls"])
 def tls_server(request: pytest.FixtureRequest, pki: dict[str, Any], model_base: Path) -> Iterator[Any]:
     """The local server's gRPC port behind TLS (client certificates required for mtls)."""
-    from shixin_server._config_files import GrpcTls
-    from shixin_server.testing import running_server
+    from shixin_client.server._config_files import GrpcTls
+    from shixin_client.server.testing import running_server
 
     server_cert = pki["server"]
     tls = GrpcTls(
@@ -260,7 +260,7 @@ def test_cli_never_prints_secrets_on_failures(
 def test_bodies_over_the_server_limit_are_refused_and_the_server_goes_on(
     model_base: Path, captchas: list[bytes], oracle: Any
 ) -> None:
-    from shixin_server.testing import running_server
+    from shixin_client.server.testing import running_server
 
     with running_server(model_base, DEFAULT_MODEL_NAME, max_request_bytes=8 * 1024) as server:
         with ShixinClient(server.rest_url, retry=0) as client:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shixin_server.server import model_config
-from shixin_server.testing import RunningServer, running_server
+from shixin_client.server.server import model_config
+from shixin_client.server.testing import RunningServer, running_server
 
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 

@@ -16,7 +16,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from shixin_server.testing import RunningServer
+from shixin_client.server.testing import RunningServer
 
 Stub = prediction_service_pb2_grpc.PredictionServiceStub
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from shixin_server._json_tensor import (
+from shixin_client.server._json_tensor import (
     DT_BOOL,
     DT_FLOAT,
     DT_INT64,
@@ -16,7 +16,7 @@ from shixin_server._json_tensor import (
     parse_json,
     predict_response,
 )
-from shixin_server._status import ServingError
+from shixin_client.server._status import ServingError
 
 DT_HALF = 19
 

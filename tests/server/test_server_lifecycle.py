@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from shixin_server._config_files import BatchingOptions
-from shixin_server._status import ServingError
-from shixin_server.cli import EXIT_BAD_FLAGS, build_parser, main, options_from_args
-from shixin_server.server import ServerOptions, model_config
-from shixin_server.testing import running_server
+from shixin_client.server._config_files import BatchingOptions
+from shixin_client.server._status import ServingError
+from shixin_client.server.cli import EXIT_BAD_FLAGS, build_parser, main, options_from_args
+from shixin_client.server.server import ServerOptions, model_config
+from shixin_client.server.testing import running_server
 
 from .conftest import serving_configs
 
@@ -145,7 +145,7 @@ def test_label_must_point_at_an_available_version(model_root: Path) -> None:
 def test_equal_ports_skip_rest(model_root: Path, caplog: pytest.LogCaptureFixture) -> None:
     # §1.1: same port for both -> error log, no REST.
     port = free_port()
-    with caplog.at_level(logging.ERROR, logger="shixin_server"):
+    with caplog.at_level(logging.ERROR, logger="shixin_client.server"):
         with running_server(
             model_root / "half", "half", grpc_port=port, rest_port=port, file_system_poll_wait_seconds=0
         ) as server:
@@ -232,7 +232,7 @@ def test_sigterm_finishes_in_flight_requests(model_root: Path, tmp_path: Path) -
     command = [
         sys.executable,
         "-m",
-        "shixin_server",
+        "shixin_client.server",
         "--host=127.0.0.1",
         f"--port={grpc_port}",
         f"--rest_api_port={rest_port}",

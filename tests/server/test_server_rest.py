@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from shixin_server.testing import RunningServer
+from shixin_client.server.testing import RunningServer
 
 from .conftest import PROMETHEUS_PATH
 

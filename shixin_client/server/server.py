@@ -26,7 +26,7 @@ from ._repository import ModelRepository
 from ._rest import RestApi
 from ._status import ServingError
 
-logger = logging.getLogger("shixin_server")
+logger = logging.getLogger("shixin_client.server")
 
 #: Our own request body limit for REST (TF Serving has none).
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024

@@ -1,4 +1,4 @@
-"""``shixin serve`` / ``python -m shixin_server``: tensorflow_model_server's command line.
+"""``shixin serve`` / ``python -m shixin_client.server``: tensorflow_model_server's command line.
 
 For development and tests only; production is TensorFlow Serving. Flags keep TF
 Serving's names and may be spelled with underscores (``--model_base_path=m``) or
@@ -143,7 +143,7 @@ def options_from_args(args: argparse.Namespace) -> Any:
     if args.monitoring_config_file:
         prometheus_path = files.read_prometheus_path(args.monitoring_config_file)
         if prometheus_path is not None and not args.rest_api_port:
-            logging.getLogger("shixin_server").warning(
+            logging.getLogger("shixin_client.server").warning(
                 "Prometheus is served on the REST port; set --rest_api_port"
             )
     if args.rest_api_timeout_in_ms <= 0:
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     if args.version:
-        print(f"shixin_server {__version__} (TensorFlow Serving-compatible development server)")
+        print(f"shixin_client.server {__version__} (TensorFlow Serving-compatible development server)")
         return 0
     if unknown:
         print(f"unknown argument: {' '.join(unknown)}\n{parser.format_usage()}", file=sys.stderr)
@@ -205,10 +205,10 @@ async def _serve(options: Any) -> int:
     try:
         await server.start()
     except (ServingError, ValueError, OSError) as exc:
-        logging.getLogger("shixin_server").error("Startup failed: %s", exc)
+        logging.getLogger("shixin_client.server").error("Startup failed: %s", exc)
         await server.stop()
         return EXIT_STARTUP_FAILED
     await stop.wait()
-    logging.getLogger("shixin_server").info("Shutting down: finishing requests in flight")
+    logging.getLogger("shixin_client.server").info("Shutting down: finishing requests in flight")
     await server.stop()
     return 0

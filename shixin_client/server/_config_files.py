@@ -25,7 +25,7 @@ class ConfigFileError(ValueError):
 
 def _declare_messages() -> dict[str, Any]:
     file_proto = descriptor_pb2.FileDescriptorProto(
-        name="shixin_server/tf_serving_configs.proto",
+        name="shixin_client/server/tf_serving_configs.proto",
         package="tensorflow.serving",
         syntax="proto3",
         dependency=["google/protobuf/wrappers.proto"],

@@ -13,7 +13,7 @@ from collections import defaultdict
 REQUEST_COUNT = "/tensorflow/serving/request_count"
 REQUEST_LATENCY = "/tensorflow/serving/request_latency"
 #: Ours, not TF Serving's: TensorFlow calls made, which shows how well batching merges.
-MODEL_CALLS = "/shixin_server/model_call_count"
+MODEL_CALLS = "/shixin_client/server/model_call_count"
 # TF Serving's request latency buckets: 10 us growing by 1.8x, 33 of them.
 LATENCY_BUCKETS_US = tuple(10 * 1.8**i for i in range(33))
 _LabelKey = tuple[tuple[str, str], ...]

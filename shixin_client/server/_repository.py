@@ -22,7 +22,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from ._status import ServingError, invalid_argument, not_found
 
-logger = logging.getLogger("shixin_server")
+logger = logging.getLogger("shixin_client.server")
 
 #: (version, state name, TF error code name, error message) as GetModelStatus reports it.
 StatusRow = tuple[int, str, str, str]

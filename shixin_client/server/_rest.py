@@ -17,7 +17,7 @@ from ._inference import check_inputs, find_signature
 from ._json_tensor import error_body, fill_inputs, predict_response, read_predict_document
 from ._status import ServingError, invalid_argument
 
-logger = logging.getLogger("shixin_server")
+logger = logging.getLogger("shixin_client.server")
 
 # §1.2, from http_rest_api_util.cc; matched case-insensitively against the whole raw path.
 _V1_PATH = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)
