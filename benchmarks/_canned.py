@@ -5,7 +5,7 @@ with the same softmax (one that decodes to :data:`TEXT`) and the ``describe`` an
 and records the size of every predict request it receives, as it arrived on the socket.
 Running in its own process keeps its CPU time out of the client's ``process_time``.
 REST bodies are written as TF Serving writes them (``%g``, or ``%.9g`` where six digits
-do not round-trip: tf-serving-protocol.md §1.4), not as Python's 17-digit ``repr``.
+do not round-trip: docs/tf-serving-compat.md §1.4), not as Python's 17-digit ``repr``.
 It prints one JSON line with its addresses and serves until its standard input closes.
 """
 

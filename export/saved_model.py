@@ -11,7 +11,7 @@ Three signatures, every name from :mod:`shixin_client._spec`:
 - ``describe``: ``batch`` int32 [-1] -> ``charset``, ``blank_index``, ``label_length``,
   ``height``, ``width``, ``time_steps``, one row per input element, so a client learns
   the alphabet and sizes from the model instead of hard-coding them. Every output has
-  dim 0 = len(batch), as TF Serving's row format requires (tf-serving-protocol.md §1.5),
+  dim 0 = len(batch), as TF Serving's row format requires (docs/tf-serving-compat.md §1.5),
   and ``charset`` is a plain string output because its alias does not end in ``_bytes``
   (§1.4).
 """

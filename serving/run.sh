@@ -5,7 +5,7 @@
 # or config only in its container log, after the container is already up. Then the container
 # runs detached and this script waits until a model version is AVAILABLE (or says why not).
 # The image pin, the default ports and the models folder come from serving/.env, the file
-# docker compose reads too; the flags follow tf-serving-protocol.md §3 and §4.
+# docker compose reads too; the flags follow docs/tf-serving-compat.md §3 and §4.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Optional
 
-# tf-serving-protocol.md §1.8: the REST status for each TF status name.
+# docs/tf-serving-compat.md §1.8: the REST status for each TF status name.
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     "OK": 200,
     "CANCELLED": 499,
@@ -155,7 +155,7 @@ def error_class_for_code(code: str, message: str = "") -> type[ServerError]:
     if code == "NOT_FOUND":
         return ModelNotFoundError
     if code == "INVALID_ARGUMENT" and message.startswith("Unrecognized servable version label"):
-        # tf-serving-protocol.md §1.8: an unknown label is a 400, but it is a missing model.
+        # docs/tf-serving-compat.md §1.8: an unknown label is a 400, but it is a missing model.
         return ModelNotFoundError
     if code in ("UNAVAILABLE", "RESOURCE_EXHAUSTED"):
         return ServerUnavailableError

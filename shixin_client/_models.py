@@ -26,7 +26,7 @@ class Prediction:
 
 @dataclass(frozen=True)
 class VersionStatus:
-    """One entry of TF Serving's ``model_version_status`` (tf-serving-protocol.md §1.7)."""
+    """One entry of TF Serving's ``model_version_status`` (docs/tf-serving-compat.md §1.7)."""
 
     version: int
     state: str  # UNKNOWN, START, LOADING, AVAILABLE, UNLOADING, END

@@ -30,7 +30,7 @@ IMAGE_CHANNELS = 1
 #: The reference CNN pools the width by 4: 160 / 4 = 40 CTC time steps.
 TIME_STEPS = 40
 
-# TensorFlow Serving's ports (tf-serving-protocol.md §2 and §4).
+# TensorFlow Serving's ports (docs/tf-serving-compat.md §2 and §4).
 DEFAULT_GRPC_PORT = 8500
 DEFAULT_REST_PORT = 8501
 DEFAULT_MODEL_NAME = "shixin"

@@ -1,7 +1,7 @@
 """Both gRPC transports over real loopback sockets against a TF Serving double.
 
 The double is built on tensorflow-serving-api's own servicer base classes, so it speaks
-exactly the service and method names of tf-serving-protocol.md §2. Model names pick the
+exactly the service and method names of docs/tf-serving-compat.md §2. Model names pick the
 double's behaviour: "missing" -> NOT_FOUND, "bad" -> INVALID_ARGUMENT, "busy" ->
 RESOURCE_EXHAUSTED, "down" -> UNAVAILABLE, "slow" -> answers after the deadline.
 """

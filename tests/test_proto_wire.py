@@ -1,6 +1,6 @@
 """Our compiled .proto subset against tensorflow-serving-api's messages, byte for byte.
 
-tf-serving-protocol.md §2 lists the field numbers, the method paths and the two tensor
+docs/tf-serving-compat.md §2 lists the field numbers, the method paths and the two tensor
 encodings (tensor_content and the *_val fields); these tests prove that what our
 messages write, TF Serving's parse, and the reverse, in one process beside tensorflow.
 """
@@ -173,7 +173,7 @@ def test_tf_serving_predict_request_parses_with_ours():
 
 
 # Outputs as TF Serving writes them: *_val by default, tensor_content with
-# --enable_serialization_as_tensor_content (tf-serving-protocol.md §2).
+# --enable_serialization_as_tensor_content (docs/tf-serving-compat.md §2).
 OUTPUTS = {
     "float": np.random.default_rng(1).random((2, 4, 3), dtype=np.float32),
     "double": np.linspace(-1, 1, 6).reshape(2, 3),

@@ -1,7 +1,7 @@
 """TF Serving's REST dialect, parsed and built without sockets.
 
 Each fixture body is shaped like the real server's output, as described in
-/work/shared/docs/tf-serving-protocol.md; the § in each test names the section.
+docs/tf-serving-compat.md; the § in each test names the section.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """REST over real loopback sockets, against a small in-test server that answers like TF Serving.
 
-:class:`FakeServing` follows /work/shared/docs/tf-serving-protocol.md: the URL regexes of
+:class:`FakeServing` follows docs/tf-serving-compat.md: the URL regexes of
 §1.2, row-format requests and answers of §1.3-§1.5, status and metadata JSON of §1.7 and
 the error texts and statuses of §1.8. Both client twins run every case (the ``kind``
 fixture), plain HTTP, HTTPS (trustme) and mutual TLS.

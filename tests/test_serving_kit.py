@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 SERVING = REPO / "serving"
 RUN_SH = SERVING / "run.sh"
 # CI checks the shared docs out beside the repository.
-PROTOCOL_DOC = REPO.parent / "shared" / "docs" / "tf-serving-protocol.md"
+PROTOCOL_DOC = REPO / "docs" / "tf-serving-compat.md"
 
-# tensorflow_model_server's flags, from tf-serving-protocol.md §3.1 (the table, "Other flags",
+# tensorflow_model_server's flags, from docs/tf-serving-compat.md §3.1 (the table, "Other flags",
 # and the two the table's notes name: --grpc_socket_path, --use_alts_credentials).
 KNOWN_FLAGS = frozenset(
     {
@@ -259,7 +259,7 @@ def test_ports_names_and_paths_match_the_spec_and_the_export_layout() -> None:
 def test_every_tf_serving_flag_exists() -> None:
     used = set(flags(compose_service()["command"])) | set(flags(serving_container()["args"]))
     used |= set(re.findall(r"^\s+--(\w+)=", RUN_SH.read_text(), flags=re.MULTILINE))
-    assert used <= KNOWN_FLAGS, f"flags missing from tf-serving-protocol.md §3.1: {used - KNOWN_FLAGS}"
+    assert used <= KNOWN_FLAGS, f"flags missing from docs/tf-serving-compat.md §3.1: {used - KNOWN_FLAGS}"
 
 
 @pytest.mark.skipif(not PROTOCOL_DOC.is_file(), reason=f"{PROTOCOL_DOC} is not checked out here")

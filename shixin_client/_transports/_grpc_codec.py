@@ -70,7 +70,7 @@ _VAL_FIELD: dict[int, str] = {
     DataType.DT_STRING: "string_val",
 }
 
-#: GetModelMetadata must name at least one field over gRPC (tf-serving-protocol.md §2).
+#: GetModelMetadata must name at least one field over gRPC (docs/tf-serving-compat.md §2).
 SIGNATURE_DEF_FIELD = "signature_def"
 #: The Any in the metadata response packs tensorflow.serving.SignatureDefMap; our message
 #: has the same fields under another package, so the type is checked by its short name.

@@ -1,6 +1,6 @@
 """TF Serving's REST dialect, without I/O: URLs, request bodies, and every answer parsed.
 
-Section numbers (§) refer to /work/shared/docs/tf-serving-protocol.md. The sync and async
+Section numbers (§) refer to docs/tf-serving-compat.md. The sync and async
 REST transports both call these functions, so the two cannot disagree about the wire.
 Answers become numpy-free :class:`~.base.Tensor` objects straight from the parsed JSON:
 the nested lists are checked level by level (len() only) and their numbers go into one

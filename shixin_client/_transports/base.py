@@ -125,7 +125,7 @@ class PredictCall:
     #: Input alias -> a :data:`TensorLike` (typed Any so that transports may narrow it).
     inputs: dict[str, Any]
     timeout: Timeout
-    #: gRPC only; REST always returns every output (tf-serving-protocol.md §1.3).
+    #: gRPC only; REST always returns every output (docs/tf-serving-compat.md §1.3).
     output_filter: tuple[str, ...] = field(default=())
 
 

@@ -45,7 +45,7 @@ try:
 except ImportError as exc:  # grpcio or protobuf is missing
     raise MissingDependencyError("gRPC transport", "grpc") from exc
 
-# TF Serving's method paths (tf-serving-protocol.md §2): our messages live in their own
+# TF Serving's method paths (docs/tf-serving-compat.md §2): our messages live in their own
 # proto package, but the wire names must stay TF Serving's.
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA_METHOD = "/tensorflow.serving.PredictionService/GetModelMetadata"

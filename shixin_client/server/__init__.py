@@ -6,7 +6,7 @@ talk to the real wire protocol (REST on aiohttp, gRPC on tensorflow-serving-api'
 official servicers) without Docker. It takes ``tensorflow_model_server``'s flags
 (``python -m shixin_client.server --help``), serves versioned SavedModels with
 ``tf.saved_model.load`` and mirrors the behaviours catalogued in
-``tf-serving-protocol.md``: URLs, JSON formats, error texts and status codes.
+``docs/tf-serving-compat.md``: URLs, JSON formats, error texts and status codes.
 
 Entry points: :func:`shixin_client.server.cli.main` (the command line),
 :class:`shixin_client.server.server.ModelServer` (in-process) and

@@ -1,4 +1,4 @@
-"""tensorflow_model_server's text-proto config files (tf-serving-protocol.md §3.2).
+"""tensorflow_model_server's text-proto config files (docs/tf-serving-compat.md §3.2).
 
 ModelServerConfig comes from tensorflow-serving-api. BatchingParameters,
 MonitoringConfig and SSLConfig are not in that wheel, so their messages are declared here with TF

@@ -1,4 +1,4 @@
-"""gRPC on tensorflow-serving-api's official servicer classes (tf-serving-protocol.md §2).
+"""gRPC on tensorflow-serving-api's official servicer classes (docs/tf-serving-compat.md §2).
 
 Predict, GetModelMetadata, GetModelStatus and HandleReloadConfigRequest are served;
 the servicer base classes answer the other RPCs (Classify, Regress, MultiInference)

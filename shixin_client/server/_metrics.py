@@ -1,4 +1,4 @@
-"""Prometheus text for the REST port (tf-serving-protocol.md §3.2), TF Serving's metric names.
+"""Prometheus text for the REST port (docs/tf-serving-compat.md §3.2), TF Serving's metric names.
 
 TF metric names become Prometheus names by turning every character outside
 ``[A-Za-z0-9_]`` into ``:``; latencies are histograms in microseconds like TF Serving's.

@@ -1,4 +1,4 @@
-"""The REST API on aiohttp, mirroring TF Serving's http_rest_api_handler (tf-serving-protocol.md §1)."""
+"""The REST API on aiohttp, mirroring TF Serving's http_rest_api_handler (docs/tf-serving-compat.md §1)."""
 
 from __future__ import annotations
 

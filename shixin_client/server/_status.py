@@ -1,4 +1,4 @@
-"""TF status codes as the server reports them on both wires (tf-serving-protocol.md §1.8, §2)."""
+"""TF status codes as the server reports them on both wires (docs/tf-serving-compat.md §1.8, §2)."""
 
 from __future__ import annotations
 

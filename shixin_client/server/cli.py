@@ -3,7 +3,7 @@
 For development and tests only; production is TensorFlow Serving. Flags keep TF
 Serving's names and may be spelled with underscores (``--model_base_path=m``) or
 dashes (``--model-base-path m``); the last occurrence wins, unknown flags are reported
-and ignored (tf-serving-protocol.md §3.1).
+and ignored (docs/tf-serving-compat.md §3.1).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """An export behind the local TF Serving double, called the way real clients call TF Serving.
 
-tf-serving-protocol.md §1.3-§1.5: row format in, ``predictions`` out; one output comes
+docs/tf-serving-compat.md §1.3-§1.5: row format in, ``predictions`` out; one output comes
 back unnamed, several come back as one object per row; DT_STRING inputs take ``{"b64": ...}``.
 """
 

@@ -56,7 +56,7 @@ def test_signature_names_dtypes_and_shapes(exported: Path) -> None:
         INPUT_FLOAT: ("DT_FLOAT", [-1, DEFAULT_SPEC.height, DEFAULT_SPEC.width, 1])
     }
     assert _io(defs[SIGNATURE_FLOAT].outputs) == softmax
-    # tf-serving-protocol.md §1.4: REST clients send {"b64": ...} for a DT_STRING input.
+    # docs/tf-serving-compat.md §1.4: REST clients send {"b64": ...} for a DT_STRING input.
     assert _io(defs[SIGNATURE_BYTES].inputs) == {INPUT_BYTES: ("DT_STRING", [-1])}
     assert _io(defs[SIGNATURE_BYTES].outputs) == softmax
     assert _io(defs[SIGNATURE_DESCRIBE].inputs) == {INPUT_DESCRIBE: ("DT_INT32", [-1])}

@@ -1,4 +1,4 @@
-"""gRPC behaviour against tf-serving-protocol.md §2, with tensorflow-serving-api's own stubs."""
+"""gRPC behaviour against docs/tf-serving-compat.md §2, with tensorflow-serving-api's own stubs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REST behaviour checked against tf-serving-protocol.md, section by section."""
+"""REST behaviour checked against docs/tf-serving-compat.md, section by section."""
 
 from __future__ import annotations
 
