@@ -4,8 +4,13 @@
 # Every input is checked before anything starts, because TF Serving itself reports a bad layout
 # or config only in its container log, after the container is already up. Then the container
 # runs detached and this script waits until a model version is AVAILABLE (or says why not).
-# The image pin, the default ports and the models folder come from serving/.env, the file
-# docker compose reads too; the flags follow docs/tf-serving-compat.md §3 and §4.
+# The image pin, the default ports, the start timeout and the models folder come from
+# serving/.env, the file docker compose reads too; the flags follow docs/tf-serving-compat.md
+# §3 and §4.
+#
+# The config folder is mounted whole, not file by file: a file replaced by a rename (an
+# editor's save, serving/move_label.py's atomic edit) then reaches the running server at its
+# next config poll, where a single-file bind mount would keep showing the old file.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -13,6 +18,8 @@ readonly here
 # Where the image expects models (its MODEL_BASE_PATH, §4) and where we put the config files.
 readonly container_models=/models
 readonly container_config=/config
+# The files the config folder must hold; TF Serving reads each through its own flag.
+readonly config_files=(models.config batching.config monitoring.config)
 
 usage() {
     cat <<EOF
@@ -23,20 +30,21 @@ Start tensorflow/serving in Docker on an exported model, then wait until it serv
 Options:
   --models DIR              export base path holding <name>/<int version>/saved_model.pb
                             (default: SHIXIN_MODELS_DIR from serving/.env, relative to serving/)
-  --model-config FILE       ModelServerConfig text proto (default: serving/models.config)
-  --batching-config FILE    BatchingParameters text proto (default: serving/batching.config)
-  --monitoring-config FILE  MonitoringConfig text proto (default: serving/monitoring.config)
+  --config-dir DIR          folder holding models.config (ModelServerConfig), batching.config
+                            (BatchingParameters) and monitoring.config (MonitoringConfig),
+                            mounted read-only at /config (default: serving/)
   --grpc-port N             gRPC port, host and container (default: SHIXIN_GRPC_PORT)
   --rest-port N             REST port, host and container (default: SHIXIN_REST_PORT)
   --rest-timeout-ms N       per-request REST deadline (default: SHIXIN_REST_TIMEOUT_MS)
   --name NAME               container name (default: shixin-serving)
-  --wait-timeout SECONDS    how long to wait for an AVAILABLE version (default: 120)
+  --wait-timeout SECONDS    how long to wait for an AVAILABLE version
+                            (default: SHIXIN_START_TIMEOUT_S)
   --no-wait                 start the container and return without waiting
   -h, --help                show this help
 
 Environment:
-  SHIXIN_IMAGE, SHIXIN_GRPC_PORT, SHIXIN_REST_PORT, SHIXIN_REST_TIMEOUT_MS, SHIXIN_MODELS_DIR
-                            override serving/.env, as they do for docker compose
+  SHIXIN_IMAGE, SHIXIN_GRPC_PORT, SHIXIN_REST_PORT, SHIXIN_REST_TIMEOUT_MS, SHIXIN_MODELS_DIR,
+  SHIXIN_START_TIMEOUT_S    override serving/.env, as they do for docker compose
   DOCKER                    the container CLI to call (default: docker; podman works too)
 EOF
 }
@@ -78,11 +86,9 @@ rest_port=$(setting SHIXIN_REST_PORT)
 rest_timeout_ms=$(setting SHIXIN_REST_TIMEOUT_MS)
 models_dir=$(setting SHIXIN_MODELS_DIR)
 [[ $models_dir == /* ]] || models_dir="$here/$models_dir"
-model_config="$here/models.config"
-batching_config="$here/batching.config"
-monitoring_config="$here/monitoring.config"
+config_dir=$here
 container_name=shixin-serving
-wait_timeout=120
+wait_timeout=$(setting SHIXIN_START_TIMEOUT_S)
 wait_for_model=true
 docker=${DOCKER:-docker}
 
@@ -97,17 +103,15 @@ while (($# > 0)); do
             shift
             continue
             ;;
-        --models | --model-config | --batching-config | --monitoring-config | --grpc-port | \
-            --rest-port | --rest-timeout-ms | --name | --wait-timeout)
+        --models | --config-dir | --grpc-port | --rest-port | --rest-timeout-ms | --name | \
+            --wait-timeout)
             (($# >= 2)) || die "$1 needs a value (see --help)"
             ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
     case $1 in
         --models) models_dir=$(absolute "$2") ;;
-        --model-config) model_config=$(absolute "$2") ;;
-        --batching-config) batching_config=$(absolute "$2") ;;
-        --monitoring-config) monitoring_config=$(absolute "$2") ;;
+        --config-dir) config_dir=$(absolute "$2") ;;
         --grpc-port) grpc_port=$2 ;;
         --rest-port) rest_port=$2 ;;
         --rest-timeout-ms) rest_timeout_ms=$2 ;;
@@ -129,9 +133,14 @@ is_port "$rest_port" || die "REST port '$rest_port' is not a port number (1-6553
 [[ -n $container_name ]] || die "the container name must not be empty"
 
 # --- Config files ---------------------------------------------------------------------------
-for file in "$model_config" "$batching_config" "$monitoring_config"; do
-    [[ -f $file && -r $file ]] || die "config file $file does not exist or is not readable"
+[[ -d $config_dir ]] || die "config folder $config_dir does not exist"
+config_dir=$(cd "$config_dir" && pwd -P)
+for file in "${config_files[@]}"; do
+    [[ -f $config_dir/$file && -r $config_dir/$file ]] ||
+        die "config file $config_dir/$file does not exist or is not readable"
 done
+model_config="$config_dir/models.config"
+monitoring_config="$config_dir/monitoring.config"
 
 # The config names the model and where it lives in the container; the host layout must match.
 # (Plain read loops rather than mapfile: macOS still ships bash 3.2.)
@@ -165,13 +174,27 @@ for dir in "$model_dir"/*/; do
 done
 [[ -n $on_disk ]] ||
     die "$model_dir has no version folders; expected $model_dir/<int version>/saved_model.pb"
-# Versions the config names (policy `versions:` and label `value:` lines) must be on disk,
-# or TF Serving rejects the labels and never serves.
+# Versions the config names (policy `versions:` and label `value:` lines) must be on disk:
+# a listed version that is not there never loads, and a label on it never serves.
 while IFS= read -r version; do
     [[ " $on_disk " == *" $((10#$version)) "* ]] ||
         die "$model_config names version $version of $model_name, but $model_dir/$version/saved_model.pb" \
             "does not exist (on disk: $on_disk)"
 done < <(sed -nE 's/^[[:space:]]*(versions|value):[[:space:]]*([0-9]+).*/\2/p' "$model_config")
+# With --allow_version_labels_for_unavailable_models (below), TF Serving accepts a startup label
+# on any version, even one the policy does not load; clients asking for that label would then
+# get "not found". So a specific policy must list every labelled version.
+policy=""
+while IFS= read -r version; do
+    policy+=" $((10#$version)) "
+done < <(sed -nE 's/^[[:space:]]*versions:[[:space:]]*([0-9]+).*/\1/p' "$model_config")
+if [[ -n $policy ]]; then
+    while IFS= read -r version; do
+        [[ $policy == *" $((10#$version)) "* ]] ||
+            die "$model_config labels version $version of $model_name, which its policy does not list" \
+                "(versions:$policy); add it to the policy or move the label"
+    done < <(sed -nE 's/^[[:space:]]*value:[[:space:]]*([0-9]+).*/\1/p' "$model_config")
+fi
 
 # --- Ports and Docker -----------------------------------------------------------------------
 for port in "$grpc_port" "$rest_port"; do
@@ -192,17 +215,20 @@ fi
 
 # --- Run ------------------------------------------------------------------------------------
 # Our --port/--rest_api_port come after the entrypoint's and win (§4: the last occurrence wins).
+# models.config declares version labels, which TF Serving applies before it loads anything: without
+# --allow_version_labels_for_unavailable_models it refuses them and exits (§3.3). The flag lets a
+# label be set on a version still loading; moving an existing label still needs its new version
+# AVAILABLE (serving/move_label.py waits for that).
 "$docker" run --detach --name "$container_name" --restart unless-stopped \
     --publish "$grpc_port:$grpc_port" --publish "$rest_port:$rest_port" \
     --volume "$models_dir:$container_models:ro" \
-    --volume "$model_config:$container_config/models.config:ro" \
-    --volume "$batching_config:$container_config/batching.config:ro" \
-    --volume "$monitoring_config:$container_config/monitoring.config:ro" \
+    --volume "$config_dir:$container_config:ro" \
     "$image" \
     --port="$grpc_port" \
     --rest_api_port="$rest_port" \
     --model_config_file="$container_config/models.config" \
     --model_config_file_poll_wait_seconds=60 \
+    --allow_version_labels_for_unavailable_models=true \
     --enable_batching=true \
     --batching_parameters_file="$container_config/batching.config" \
     --monitoring_config_file="$container_config/monitoring.config" \
@@ -214,6 +240,8 @@ if [[ $wait_for_model == false ]]; then
 fi
 
 # --- Health wait: GET /v1/models/<name> until a version is AVAILABLE (§1.7) -----------------
+# TF Serving opens its REST port only once the first load (with warm-up) is over (§3.3), so
+# until then curl is refused; a load that fails is retried, 60 s apart, before the server exits.
 command -v curl >/dev/null || die "curl is needed to wait for the model; install it or pass --no-wait"
 status_url="http://127.0.0.1:$rest_port/v1/models/$model_name"
 deadline=$((SECONDS + wait_timeout))
@@ -231,7 +259,8 @@ while true; do
     fi
     if ((SECONDS >= deadline)); then
         die "no version of $model_name became AVAILABLE within ${wait_timeout}s" \
-            "(last answer from $status_url: ${body:-none}); see '$docker logs $container_name'"
+            "(last answer from $status_url: ${body:-none, the REST port opens only after the first load});" \
+            "see '$docker logs $container_name'"
     fi
     sleep 1
 done

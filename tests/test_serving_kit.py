@@ -5,7 +5,8 @@ a flag TF Serving does not know (it logs ``unknown argument`` and starts anyway,
 §3.1), a config file it cannot parse, a label on a version it will not load, a probe on the wrong
 port, an image pin that differs between files. These tests hold every file to the protocol doc,
 to ``shixin_client._spec`` and to each other. run.sh's own checks run for real, against a fake
-``docker`` that records its arguments.
+``docker`` that records its arguments, and move_label.py moves labels on the local server
+(``shixin_client.server``), which reads the config file as TF Serving does.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ import http.server
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ from shixin_client.server import _config_files as config_files
 REPO = Path(__file__).resolve().parents[1]
 SERVING = REPO / "serving"
 RUN_SH = SERVING / "run.sh"
+MOVE_LABEL = SERVING / "move_label.py"
 # CI checks the shared docs out beside the repository.
 PROTOCOL_DOC = REPO / "docs" / "tf-serving-compat.md"
 
@@ -269,6 +275,37 @@ def test_known_flags_are_the_ones_the_protocol_doc_lists() -> None:
     assert KNOWN_FLAGS == set(re.findall(r"`--(\w+)`", section))
 
 
+def labelled(config_text: str) -> bool:
+    """Whether a ModelServerConfig text declares version labels (§3.2)."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = text_format.Parse(config_text, model_server_config_pb2.ModelServerConfig())
+    return any(model.version_labels for model in config.model_config_list.config)
+
+
+def test_every_launcher_with_a_labelled_config_allows_labels_at_startup(tmp_path: Path) -> None:
+    # TF Serving applies startup labels before it loads anything and exits unless this flag is
+    # set (docs/tf-serving-compat.md §3.3); each launcher is checked with the config it passes.
+    (configmap,) = yaml_docs("k8s/configmap.yaml")
+    launchers = {
+        "run.sh": (flags(tf_serving_args(run_ok(tmp_path))), (SERVING / "models.config").read_text()),
+        "docker-compose.yml": (flags(compose_service()["command"]), (SERVING / "models.config").read_text()),
+        "k8s/deployment.yaml": (flags(serving_container()["args"]), configmap["data"]["models.config"]),
+    }
+    for launcher, (passed, config_text) in launchers.items():
+        assert passed["model_config_file"].endswith("/models.config"), launcher
+        assert labelled(config_text), launcher
+        assert passed.get("allow_version_labels_for_unavailable_models") == "true", launcher
+    # KServe passes its own flags and no config file, so no labels reach TF Serving there.
+    (isvc,) = yaml_docs("kserve/inferenceservice.yaml")
+    assert "args" not in isvc["spec"]["predictor"]["tensorflow"]
+    # Nothing else in the kit starts TF Serving with a config file but without the flag.
+    for path in SERVING.rglob("*"):
+        if path.is_file() and "--model_config_file=" in path.read_text():
+            assert "--allow_version_labels_for_unavailable_models=true" in path.read_text(), path
+
+
 def test_compose_and_kubernetes_pass_run_sh_flags(tmp_path: Path) -> None:
     run_sh_flags = flags(tf_serving_args(run_ok(tmp_path)))
     compose_flags = flags(compose_service()["command"])
@@ -282,14 +319,12 @@ def test_compose_and_kubernetes_pass_run_sh_flags(tmp_path: Path) -> None:
     assert k8s_flags == run_sh_flags
     assert run_sh_flags["enable_batching"] == "true"
     assert int(run_sh_flags["rest_api_timeout_in_ms"]) > 0
-    # Each config flag names a file that is mounted there from serving/.
-    mounted = {
-        volume.split(":")[1]: volume.split(":")[0]
-        for volume in compose_service()["volumes"]
-        if volume.startswith("./")
-    }
+    # Each config flag names a file of serving/, which compose mounts whole at /config: a file
+    # replaced by a rename (move_label.py, an editor) still reaches the server's config poll.
+    assert "./:/config:ro" in compose_service()["volumes"]
     for flag, name in CONFIG_FLAGS.items():
-        assert mounted[run_sh_flags[flag]] == f"./{name}"
+        assert run_sh_flags[flag] == f"/config/{name}"
+        assert (SERVING / name).is_file()
 
 
 def test_config_files_parse_as_tf_serving_text_protos() -> None:
@@ -343,6 +378,25 @@ def test_probes_ask_the_model_status_endpoint_on_the_rest_port() -> None:
         "livenessProbe": STATUS_PATH,
         "readinessProbe": f"{STATUS_PATH}/metadata",
     }
+
+
+def test_health_checks_allow_for_the_first_load() -> None:
+    # TF Serving opens its REST port only after the first load, warm-up included, and retries a
+    # failed load 60 s later (§3.3): every health check is refused until then, so each launcher
+    # must give the first load SHIXIN_START_TIMEOUT_S before a failure counts.
+    budget = int(env_file()["SHIXIN_START_TIMEOUT_S"])
+    assert budget > 60, "the first load's allowance must cover one load retry (60 s apart)"
+    assert compose_service()["healthcheck"]["start_period"] == f"{budget}s"
+    container = serving_container()
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= budget
+    # Liveness and readiness run only once the startupProbe has passed; none may start earlier.
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert "initialDelaySeconds" not in container[probe], probe
+    # The documented compose command waits at least as long.
+    for text in ((SERVING / "README.md").read_text(), (SERVING / "docker-compose.yml").read_text()):
+        waits = [int(found) for found in re.findall(r"up -d --wait --wait-timeout (\d+)", text)]
+        assert waits and min(waits) >= budget
 
 
 def test_model_reaches_the_pod_through_an_init_container_and_an_empty_dir() -> None:
@@ -558,7 +612,7 @@ def test_help_explains_the_options(kit: Kit) -> None:
     result = subprocess.run([str(RUN_SH), "--help"], capture_output=True, text=True, env=kit.env)
     assert result.returncode == 0
     assert result.stdout.startswith("Usage: serving/run.sh")
-    for option in ("--models", "--model-config", "--grpc-port", "--rest-port", "--wait-timeout", "--no-wait"):
+    for option in ("--models", "--config-dir", "--grpc-port", "--rest-port", "--wait-timeout", "--no-wait"):
         assert option in result.stdout
     assert kit.docker_calls() == []
 
@@ -578,9 +632,7 @@ def test_good_layout_runs_the_pinned_image_with_ports_mounts_and_flags(kit: Kit)
         options[i : i + 2] for i in range(len(options))
     ]
     volumes = [options[i + 1] for i, option in enumerate(options) if option == "--volume"]
-    assert f"{kit.models.resolve()}:{CONTAINER_MODELS}:ro" in volumes
-    for name in CONFIG_FILES:
-        assert f"{SERVING / name}:/config/{name}:ro" in volumes
+    assert volumes == [f"{kit.models.resolve()}:{CONTAINER_MODELS}:ro", f"{SERVING.resolve()}:/config:ro"]
     tf_flags = flags(tf_serving_args(argv))
     assert tf_flags["port"] == str(kit.grpc_port)
     assert tf_flags["rest_api_port"] == str(kit.rest_port)
@@ -611,6 +663,22 @@ def test_bad_layout_is_refused_before_docker_runs(kit: Kit, layout: list[str], p
 
 
 # run.sh reads models.config line by line, one field per line, as the kit's file is written.
+UNLISTED_LABEL_CONFIG = """model_config_list {
+  config {
+    name: "shixin"
+    base_path: "/models/shixin"
+    model_version_policy {
+      specific {
+        versions: 1
+      }
+    }
+    version_labels {
+      key: "canary"
+      value: 2
+    }
+  }
+}
+"""
 ELSEWHERE_CONFIG = """model_config_list {
   config {
     name: "shixin"
@@ -634,13 +702,33 @@ TWO_MODELS_CONFIG = """model_config_list {
     [
         (ELSEWHERE_CONFIG, "base_path is '/srv/shixin' but must be '/models/shixin'"),
         (TWO_MODELS_CONFIG, "exactly one model with a name (found: a b)"),
+        # With labels allowed at startup, TF Serving would accept it and "canary" would never serve.
+        (UNLISTED_LABEL_CONFIG, "labels version 2 of shixin, which its policy does not list"),
     ],
 )
-def test_model_config_that_does_not_fit_the_mount_is_refused(kit: Kit, config: str, phrase: str) -> None:
+def test_model_config_that_does_not_fit_is_refused(kit: Kit, config: str, phrase: str) -> None:
     kit.add_version("1")
-    custom = kit.root / "custom.config"
-    custom.write_text(config)
-    fails_with(kit.run("--no-wait", "--model-config", str(custom)), phrase)
+    kit.add_version("2")
+    config_dir = kit.root / "config"
+    config_dir.mkdir()
+    for name in CONFIG_FILES:
+        shutil.copy(SERVING / name, config_dir / name)
+    (config_dir / "models.config").write_text(config)
+    fails_with(kit.run("--no-wait", "--config-dir", str(config_dir)), phrase)
+    assert kit.docker_calls() == []
+
+
+def test_config_dir_must_hold_every_config_file(kit: Kit) -> None:
+    kit.add_version("1")
+    config_dir = kit.root / "config"
+    config_dir.mkdir()
+    shutil.copy(SERVING / "models.config", config_dir / "models.config")
+    fails_with(
+        kit.run("--no-wait", "--config-dir", str(config_dir)), f"{config_dir}/batching.config does not exist"
+    )
+    fails_with(
+        kit.run("--no-wait", "--config-dir", str(kit.root / "nowhere")), "config folder", "does not exist"
+    )
     assert kit.docker_calls() == []
 
 
@@ -737,7 +825,195 @@ def test_health_wait_gives_up_after_its_timeout(kit: Kit) -> None:
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="run.sh's health wait needs curl")
+def test_health_wait_defaults_to_the_start_timeout_of_the_env_file(kit: Kit) -> None:
+    kit.add_version("1")
+    result = wait_with_status_server(kit, ["LOADING"], SHIXIN_START_TIMEOUT_S="1")
+    fails_with(result, "no version of shixin became AVAILABLE within 1s")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="run.sh's health wait needs curl")
 def test_health_wait_shows_the_log_of_a_container_that_stopped(kit: Kit) -> None:
     kit.add_version("1")
     result = kit.run("--wait-timeout", "20", FAKE_DOCKER_STATUS="exited")
     fails_with(result, "shixin-serving is exited", "saved_model.pb is corrupt", "docker rm -f shixin-serving")
+
+
+# --- move_label.py against the local server, which reads models.config as TF Serving does ------
+
+
+def save_constant_model(path: Path, value: float) -> None:
+    """A SavedModel answering ``value`` for every row; without variables, every loader reads it."""
+    import tensorflow as tf
+
+    class Constant(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+        def predict(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": tf.zeros_like(x) + value}
+
+    module = Constant()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.predict})
+
+
+@pytest.fixture(scope="module")
+def label_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An export base path with versions 1 and 2."""
+    base = tmp_path_factory.mktemp("label_models") / DEFAULT_MODEL_NAME
+    save_constant_model(base / "1", 1.0)
+    save_constant_model(base / "2", 2.0)
+    return base
+
+
+def kit_config(base_path: Path) -> str:
+    """serving/models.config as the kit ships it, with base_path on this host."""
+    text = (SERVING / "models.config").read_text()
+    assert f'"{CONTAINER_MODEL_PATH}"' in text
+    return text.replace(f'"{CONTAINER_MODEL_PATH}"', f'"{base_path}"')
+
+
+# The layout of the example in docs/tf-serving-compat.md §3.2: one line, single quotes, no canary.
+ONE_LINE_CONFIG = (
+    "model_config_list { config { name: 'shixin' base_path: '{base}' model_platform: 'tensorflow'\n"
+    "  model_version_policy { specific { versions: 1 } } version_labels { key: 'stable' value: 1 } } }\n"
+)
+
+
+@contextmanager
+def config_server(config: Path) -> Iterator[Any]:
+    """The local server on ``config``, re-read every 0.2 s, with the launchers' label flag."""
+    from shixin_client.server.testing import running_server
+
+    with running_server(
+        models=config_files.read_model_server_config(str(config)),
+        model_config_file=str(config),
+        model_config_file_poll_wait_seconds=0.2,
+        file_system_poll_wait_seconds=0.2,
+        allow_version_labels_for_unavailable_models=True,
+    ) as server:
+        yield server
+
+
+def move_label(config: Path, server: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(MOVE_LABEL), "--config", str(config), "--server", server, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def served_label(server: Any, label: str) -> int:
+    """The version the server resolves ``label`` to (metadata resolves labels, §1.2)."""
+    url = f"{server.rest_url}{STATUS_PATH}/labels/{label}/metadata"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return int(json.loads(response.read())["model_spec"]["version"])
+
+
+def test_move_label_runs_on_the_standard_library_alone() -> None:
+    # -I -S: no site-packages, no environment, so no SDK and no third-party package.
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", str(MOVE_LABEL), "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--add-version" in result.stdout and "--after-edit" in result.stdout
+    assert os.access(MOVE_LABEL, os.X_OK)
+
+
+TWO_MODEL_CONFIG = (
+    "model_config_list { config { name: 'a' base_path: '/a' } config { name: 'b' base_path: '/b' } }\n"
+)
+LATEST_POLICY_CONFIG = "model_config_list { config { name: 'shixin' base_path: '/m' } }\n"
+
+
+@pytest.mark.parametrize(
+    ("config", "args", "status", "phrase"),
+    [
+        (TWO_MODEL_CONFIG, ["canary", "1"], 1, "configures 2 models (a, b); pass --model"),
+        (TWO_MODEL_CONFIG, ["canary", "1", "--model", "c"], 1, "no model named 'c' (it has: a, b)"),
+        (LATEST_POLICY_CONFIG, ["canary", "2", "--add-version"], 1, "policy of shixin is 'latest'"),
+        ("model_config_list { config { name: 'shixin' ", ["canary", "1"], 1, "unexpected end of file"),
+        (LATEST_POLICY_CONFIG, ["can-ary", "1"], 2, "must match [A-Za-z0-9_]+"),
+        (LATEST_POLICY_CONFIG, ["canary", "0"], 2, "positive integer"),
+    ],
+)
+def test_move_label_refuses_bad_requests_before_asking_the_server(
+    tmp_path: Path, config: str, args: list[str], status: int, phrase: str
+) -> None:
+    path = tmp_path / "models.config"
+    path.write_text(config)
+    # A port nobody listens on: these must fail before any request.
+    result = move_label(path, f"http://127.0.0.1:{free_port()}", *args, "--timeout", "0")
+    assert result.returncode == status, result.stderr
+    assert phrase in result.stderr
+    assert path.read_text() == config
+
+
+def test_move_label_refuses_a_version_that_is_not_available(tmp_path: Path, label_models: Path) -> None:
+    config = tmp_path / "models.config"
+    # Version 3 is listed but not exported, so it never loads.
+    config.write_text(kit_config(label_models).replace("versions: 1\n", "versions: 1\n        versions: 3\n"))
+    original = config.read_text()
+    with config_server(config) as server:
+        assert served_label(server, "canary") == 1
+        unlisted = move_label(config, server.rest_url, "canary", "2", "--timeout", "0")
+        assert unlisted.returncode == 1
+        assert "version 2 is not in the version policy of shixin" in unlisted.stderr
+        assert "--add-version" in unlisted.stderr
+        not_loaded = move_label(config, server.rest_url, "canary", "3", "--timeout", "1")
+        assert not_loaded.returncode == 1
+        assert "version 3 of shixin is not AVAILABLE" in not_loaded.stderr
+        assert "'canary' stays where it is" in not_loaded.stderr
+        unreachable = move_label(config, f"http://127.0.0.1:{free_port()}", "canary", "1", "--timeout", "0")
+        assert unreachable.returncode == 1 and "no answer from" in unreachable.stderr
+        assert config.read_text() == original
+        assert served_label(server, "canary") == 1
+
+
+@pytest.mark.parametrize(
+    ("layout", "delivery"), [("kit", "direct"), ("kit", "after-edit"), ("one-line", "direct")]
+)
+def test_move_label_adds_the_version_waits_for_it_then_moves_the_label(
+    tmp_path: Path, label_models: Path, layout: str, delivery: str
+) -> None:
+    config = tmp_path / "models.config"
+    original = (
+        kit_config(label_models) if layout == "kit" else ONE_LINE_CONFIG.replace("{base}", str(label_models))
+    )
+    config.write_text(original)
+    config.chmod(0o640)
+    # "after-edit": the server reads a copy that only --after-edit updates, as pods read a ConfigMap.
+    served = config
+    extra: list[str] = []
+    if delivery == "after-edit":
+        served = tmp_path / "served" / "models.config"
+        served.parent.mkdir()
+        shutil.copy(config, served)
+        extra = ["--after-edit", f"cp {shlex.quote(str(config))} {shlex.quote(str(served))}"]
+    with config_server(served) as server:
+        canary = move_label(
+            config, server.rest_url, "canary", "2", "--add-version", "--timeout", "60", *extra
+        )
+        assert canary.returncode == 0, canary.stdout + canary.stderr
+        steps = canary.stdout.splitlines()
+        assert steps[0] == f"added version 2 to the policy of shixin in {config}"
+        assert steps[1].startswith("waiting up to 60 s for version 2 of shixin to be AVAILABLE")
+        was = "was 1" if layout == "kit" else "new label"
+        assert steps[2] == f"pointed label 'canary' of shixin at version 2 ({was}) in {config}"
+        assert steps[3] == "the server resolves label 'canary' of shixin to version 2"
+        assert (served_label(server, "canary"), served_label(server, "stable")) == (2, 1)
+        # Roll back: version 1 is still loaded, so this is one edit.
+        rollback = move_label(config, server.rest_url, "canary", "1", "--timeout", "60", *extra)
+        assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+        assert served_label(server, "canary") == 1
+    (model,) = config_files.read_model_server_config(str(config))
+    assert list(model.model_version_policy.specific.versions) == [1, 2]
+    assert dict(model.version_labels) == {"stable": 1, "canary": 1}
+    if layout == "kit":  # only the two changed lines differ; comments and layout stay
+        assert config.read_text() == original.replace(
+            "        versions: 1\n", "        versions: 1\n        versions: 2\n"
+        )
+    assert served.read_text() == config.read_text()
+    # Replaced atomically: same permissions, no temporary file left beside it.
+    assert config.stat().st_mode & 0o777 == 0o640
+    assert sorted(path.name for path in config.parent.iterdir()) == sorted(
+        ["models.config", *(["served"] if delivery == "after-edit" else [])]
+    )
