@@ -92,46 +92,41 @@ def spec_for_model(model: keras.Model, base: CaptchaSpec = DEFAULT_SPEC) -> Capt
     )
 
 
-class ServingModule(tf.Module):
-    """The object saved: the Keras model's variables plus the three signature functions."""
+def serving_archive(model: keras.Model, spec: CaptchaSpec) -> keras.export.ExportArchive:
+    """The three signature functions over the model's variables, as Keras's exporter tracks them.
 
-    def __init__(self, model: keras.Model, spec: CaptchaSpec) -> None:
-        super().__init__(name="shixin_serving")
-        self.model = model
-        self.spec = spec
-        image_spec = tf.TensorSpec([None, spec.height, spec.width, 1], tf.float32, name=INPUT_FLOAT)
-        self.serve_float = tf.function(self._serve_float, input_signature=[image_spec])
-        self.serve_bytes = tf.function(
-            self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_BYTES)]
-        )
-        self.describe = tf.function(
-            self._describe, input_signature=[tf.TensorSpec([None], tf.int32, name=INPUT_DESCRIBE)]
-        )
+    Keras's :class:`~keras.export.ExportArchive` saves the model's variables as the very
+    objects the functions read, so the SaverDef's restore op fills the variables the graph
+    uses. A ``tf.Module`` holding the Keras 3 model as an attribute saves a second set
+    instead: Python's ``tf.saved_model.load`` still works, but TensorFlow's C++ loader (what
+    TF Serving runs) fails every signature that reads a weight with ``Could not find
+    variable`` (docs/tf-serving-compat.md §3.3).
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(model)
 
-    def _serve_float(self, the_input: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {OUTPUT_SOFTMAX: self.model(the_input, training=False)}
+    def serve_float(the_input: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {OUTPUT_SOFTMAX: model(the_input, training=False)}
 
-    def _serve_bytes(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {OUTPUT_SOFTMAX: self.model(decode_and_preprocess(image_bytes, self.spec), training=False)}
+    def serve_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {OUTPUT_SOFTMAX: model(decode_and_preprocess(image_bytes, spec), training=False)}
 
-    def _describe(self, batch: tf.Tensor) -> dict[str, tf.Tensor]:
+    def describe(batch: tf.Tensor) -> dict[str, tf.Tensor]:
         rows = tf.shape(batch)[:1]
-        values = {
-            "charset": tf.constant(self.spec.charset, tf.string),
-            **{
-                name: tf.constant(getattr(self.spec, name), tf.int32)
-                for name in DESCRIBE_OUTPUTS
-                if name != "charset"
-            },
-        }
+        values = {name: tf.constant(getattr(spec, name)) for name in DESCRIBE_OUTPUTS}
         return {name: tf.fill(rows, values[name]) for name in DESCRIBE_OUTPUTS}
 
-    def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
-        return {
-            SIGNATURE_FLOAT: self.serve_float.get_concrete_function(),
-            SIGNATURE_BYTES: self.serve_bytes.get_concrete_function(),
-            SIGNATURE_DESCRIBE: self.describe.get_concrete_function(),
-        }
+    image_spec = tf.TensorSpec([None, spec.height, spec.width, 1], tf.float32, name=INPUT_FLOAT)
+    archive.add_endpoint(SIGNATURE_FLOAT, serve_float, input_signature=[image_spec])
+    archive.add_endpoint(
+        SIGNATURE_BYTES, serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_BYTES)]
+    )
+    archive.add_endpoint(
+        SIGNATURE_DESCRIBE,
+        describe,
+        input_signature=[tf.TensorSpec([None], tf.int32, name=INPUT_DESCRIBE)],
+    )
+    return archive
 
 
 def save_signatures(
@@ -145,8 +140,7 @@ def save_signatures(
     """Write the SavedModel and its warm-up file into an existing, empty ``directory``."""
     model = inference_model(model)
     check_model_matches(model, spec)
-    module = ServingModule(model, spec)
-    tf.saved_model.save(module, str(directory), signatures=module.signatures())
+    serving_archive(model, spec).write_out(str(directory), verbose=False)
     if warmup_samples is None:
         warmup_samples = sample_images.generated(WARMUP_BATCH)
     write_warmup(directory, warmup_samples, model_name, spec)
