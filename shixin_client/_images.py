@@ -49,6 +49,14 @@ ImageInput = Union[
     str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Image.Image, "np.ndarray"
 ]
 
+#: File name endings a folder scan takes as images (``shixin recognize DIR``, the examples),
+#: case-insensitive: the raster formats Pillow decodes with the libraries its wheels bundle.
+#: Only the scan reads it; every input's format is still sniffed from its bytes.
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".bmp", ".dib", ".webp", ".tif", ".tiff"}
+    | {".pbm", ".pgm", ".ppm", ".pnm", ".tga"}
+)
+
 #: The reference gray weights, applied elementwise in float32: ``(r*w0 + g*w1) + b*w2``.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
