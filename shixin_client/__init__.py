@@ -23,7 +23,7 @@ from ._exceptions import (
     ShixinError,
     ShixinTimeoutError,
 )
-from ._images import ImageLimits, preprocess
+from ._images import IMAGE_SUFFIXES, ImageLimits, preprocess
 from ._models import ModelMetadata, ModelStatus, Prediction, SignatureInfo, TensorInfo, VersionStatus
 from ._spec import (
     DEFAULT_GRPC_PORT,
@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_REST_PORT",
     "DEFAULT_SPEC",
     "Headers",
+    "IMAGE_SUFFIXES",
     "ImageLimits",
     "InvalidInputError",
     "MissingDependencyError",
