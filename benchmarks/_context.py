@@ -25,8 +25,8 @@ TRAINED_KERAS = ROOT / "models" / "shixin.keras"
 #: epochs that fit in ``seed``'s training minutes. Accuracy is only comparable between runs
 #: with a stated equal budget.
 PRESET_RUNS = ROOT / "runs" / "presets"
-#: The shared real captchas; in CI, ../shared beside the repository root.
-REAL_SAMPLES = ROOT.parent / "shared" / "data" / "real"
+#: The two real site captchas kept in the repository, raw and binarized (datasets/README.md).
+REAL_SAMPLES = ROOT / "datasets" / "real"
 #: Quiet TensorFlow's C++ start-up chatter in this process and in every child.
 QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 

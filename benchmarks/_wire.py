@@ -60,8 +60,8 @@ def reference_client(rest_url: str) -> Callable[[str], str]:
 def _wire_set(ctx: Context) -> tuple[list[Sample], str]:
     origin = [s for s in ctx.real if s.name.startswith("origin/")]
     if origin:
-        return origin, f"the {len(origin)} real site captchas in shared/data/real/origin"
-    return ctx.generated, f"{len(ctx.generated)} generated captchas (no shared/data/real here)"
+        return origin, f"the {len(origin)} real site captchas in datasets/real/origin"
+    return ctx.generated, f"{len(ctx.generated)} generated captchas (no datasets/real/origin here)"
 
 
 def wire_rows(ctx: Context) -> list[Row]:

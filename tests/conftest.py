@@ -1,4 +1,4 @@
-"""Shared fixtures: where the read-only real samples live (../shared beside the checkout)."""
+"""Shared fixtures: the two real site captchas kept in the repository (``datasets/real``)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 from shixin_client._scoring import label_of
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_REAL = REPO.parent / "shared" / "data" / "real"
+REAL_SAMPLES = REPO / "datasets" / "real"
 
 
 @pytest.fixture(scope="session")
 def real_samples() -> list[tuple[Path, str]]:
-    """(path, lowercase label) of the shared real captchas, raw and binarized."""
-    files = sorted(p for p in SHARED_REAL.rglob("*") if p.is_file())
-    assert files, f"the shared real samples are missing under {SHARED_REAL}"
+    """(path, lowercase label) of the real captchas, raw (``origin/``) and binarized (``binary/``)."""
+    files = sorted(p for p in REAL_SAMPLES.rglob("*") if p.is_file())
+    assert files, f"the real samples are missing under {REAL_SAMPLES}"
     return [(p, label_of(str(p))) for p in files]

@@ -64,9 +64,7 @@ def _real_softmax() -> np.ndarray:
     model_module = pytest.importorskip("training.model")
     from shixin_client._images import preprocess
 
-    images = np.stack(
-        [preprocess(path) for path in sorted((REPO.parent / "shared" / "data" / "real").rglob("*.jpg"))]
-    )
+    images = np.stack([preprocess(path) for path in sorted((REPO / "datasets" / "real").rglob("*.jpg"))])
     trained = REPO / "models" / "shixin.keras"
     if trained.is_file():
         return np.asarray(keras.saving.load_model(trained, compile=False).predict(images, verbose=0))
