@@ -12,15 +12,18 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import Optional
 
 from ._exceptions import InvalidInputError
 
 
-def label_of(path: str) -> str:
+def label_of(path: str, length: Optional[int] = None) -> str:
     """The lowercase label a file name carries before its first ``_`` (the reference naming).
 
     Raises InvalidInputError when the name has no ``_``, or nothing but letters and digits
-    before it: such a file is not labelled, and guessing would score against a wrong answer.
+    before it, or (given ``length``, the model's label length) a label of another length
+    (``big_x.png`` for a model that reads four characters): such a file is not labelled for
+    this model, and scoring it would count a misread the model could never avoid.
     """
     name = PurePath(path).name
     label, sep, _ = name.partition("_")
@@ -30,6 +33,10 @@ def label_of(path: str) -> str:
         )
     if not (label.isascii() and label.isalnum()):
         raise InvalidInputError(repr(path), f"label {label!r} before '_' is not letters and digits")
+    if length is not None and len(label) != length:
+        raise InvalidInputError(
+            repr(path), f"label {label!r} has {len(label)} characters; the model reads {length}"
+        )
     return label.lower()
 
 

@@ -6,36 +6,44 @@
     shixin score PATH... [--server URL] [--min-accuracy PCT]          labelled files: accuracy
     shixin status | metadata [--server URL]                           JSON on stdout
     shixin serve ...                                                  the local server ([server] extra)
+    shixin --version                                                  the program's version
 
 ``PATH`` may be ``-``: stdin then holds either one image (binary data: it has NUL bytes
-or is not UTF-8) or a list of paths, one per line (text). Without ``--server`` the
-URL comes from ``$SHIXIN_SERVER``, and without that the embedded model is used.
+or is not UTF-8) or a list of paths, one per line (text); empty stdin is an error. A
+folder is searched for :data:`shixin_client.IMAGE_SUFFIXES`. Without ``--server`` the
+URL comes from ``$SHIXIN_SERVER``, and without that the embedded model is used; the
+lines its runtime prints on stderr when it starts are shown only with ``--verbose``.
 
 ``score`` reads files named ``<label>_<anything>`` (the reference naming) and reports exact
 match and per-character accuracy, ignoring case, with every misread: the way to measure
-a model on a site's own captchas without TensorFlow.
+a model on a site's own captchas without TensorFlow. A file whose name carries no label,
+or a label of another length than the model reads, is reported as not scored.
 
 Exit status: 0 when every image was recognised, 1 when some failed (each failure is
 one line on stderr; the others are still printed) or ``score`` fell below
-``--min-accuracy``, 2 for usage errors or when the server or model cannot be used at all.
-Header values given with ``--header`` are sent but never printed.
+``--min-accuracy``, 2 for usage errors, a missing extra, or when the server or model
+cannot be used at all, 141 (as ``cat`` under a shell) when stdout is closed early
+(``| head``), quietly. Header values given with ``--header`` are sent but never printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import glob
 import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional, TextIO, Union
 
 from . import (
+    IMAGE_SUFFIXES,
     SITE_ALPHABET,
     InvalidInputError,
     MissingDependencyError,
@@ -45,54 +53,116 @@ from . import (
     server_from_env,
 )
 from ._scoring import Score, label_of, score
+from ._version import __version__
 
-#: File name endings a folder is searched for (case-insensitive).
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp"})
 #: Show a progress bar (tqdm, the [cli] extra) from this many images on.
 PROGRESS_FROM = 20
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_UNUSABLE = 0, 1, 2
+#: 128 + SIGPIPE: what a shell reports for ``cat`` when the reader of its output goes away.
+EXIT_BROKEN_PIPE = 141
 
 Source = Union[str, bytes]  # a path, or image bytes read from stdin
 Failure = tuple[str, ShixinError]  # a path, and why it was not read
 Misread = tuple[str, str, str]  # a path, its label, the reading
 
+_RECOGNIZE_EXAMPLES = """\
+examples:
+  shixin recognize captcha.png                   the embedded model, no server
+  shixin recognize captchas/ --format json       every image in a folder, as JSON
+  ls captchas/*.png | shixin recognize -         paths from stdin, one per line
+  shixin recognize - < captcha.png               one image from stdin
+  shixin recognize captcha.png --server http://localhost:8501 --model-version 2
+"""
+_SCORE_EXAMPLES = """\
+examples:
+  shixin score labelled/                         files named <label>_<anything>, e.g. 347h_9ac6.png
+  shixin score labelled/ --min-accuracy 95       exit 1 when exact match is below 95%
+  shixin score labelled/ --format json           every misread and confusion, as JSON
+"""
+_STATUS_EXAMPLES = """\
+examples:
+  shixin status                                  the embedded model
+  shixin status --server http://localhost:8501 --model shixin
+"""
+_METADATA_EXAMPLES = """\
+examples:
+  shixin metadata                                the embedded model
+  shixin metadata --server grpc://localhost:8500 --label stable
+"""
 
-def _parser() -> argparse.ArgumentParser:
-    connection = argparse.ArgumentParser(add_help=False)
-    group = connection.add_argument_group("server")
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    """Which server and model to ask, and how: every command but ``serve`` takes these."""
+    group = parser.add_argument_group("server")
     group.add_argument(
         "--server", help="http(s):// or grpc(s):// URL; default $SHIXIN_SERVER, else the embedded model"
     )
     group.add_argument("--model", help="model name on the server")
     pick = group.add_mutually_exclusive_group()
-    pick.add_argument("--version", type=int, help="model version number")
-    pick.add_argument("--label", help="model version label")
-    group.add_argument("--signature", help="signature name (serving_default sends float tensors)")
+    pick.add_argument("--model-version", type=int, metavar="N", help="the served model's version number")
+    pick.add_argument("--label", help="the served model's version label")
     group.add_argument("--timeout", type=float, help="connect and read timeout in seconds")
     group.add_argument(
         "--header",
         action="append",
         default=[],
+        type=_header,
         metavar="K=V",
         help="extra request header (auth); never printed",
     )
     group.add_argument("--ca-file", help="CA bundle that signed the server's certificate")
     group.add_argument("--cert-file", help="client certificate for mTLS")
     group.add_argument("--key-file", help="client key for mTLS")
-    group.add_argument("-v", "--verbose", action="store_true", help="log retries and failovers on stderr")
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log retries and failovers, and the embedded model runtime's start-up lines, on stderr",
+    )
 
-    parser = argparse.ArgumentParser(prog="shixin", description="Recognise captcha images.")
+
+def _add_reading_options(parser: argparse.ArgumentParser) -> None:
+    """How images are read: only the commands that read images take these."""
+    group = parser.add_argument_group("reading")
+    group.add_argument("--signature", help="signature name (serving_default sends float tensors)")
+    group.add_argument("--batch-size", type=int, help="images per request")
+    group.add_argument(
+        "--alphabet",
+        metavar="CHARS",
+        help="read only these characters; 'site' is the court site's own (no 0, 1, j, o)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shixin",
+        description="Recognise captcha images.",
+        epilog="Each command's --help shows its options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    recognize = commands.add_parser("recognize", parents=[connection], help="print the text of each image")
+
+    def command(name: str, help_text: str, examples: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            epilog=examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _add_server_options(sub)
+        if name in ("recognize", "score"):
+            _add_reading_options(sub)
+        return sub
+
+    recognize = command("recognize", "print the text of each image", _RECOGNIZE_EXAMPLES)
     recognize.add_argument(
         "paths", nargs="+", metavar="PATH", help="image file, folder, glob, or - for stdin"
     )
     recognize.add_argument("--format", choices=("tsv", "json", "csv"), default="tsv", help="output format")
-    scoring = commands.add_parser(
-        "score",
-        parents=[connection],
-        help="read labelled captchas (<label>_<anything>.png) and report accuracy",
+    scoring = command(
+        "score", "read labelled captchas (<label>_<anything>.png) and report accuracy", _SCORE_EXAMPLES
     )
     scoring.add_argument("paths", nargs="+", metavar="PATH", help="labelled image file, folder or glob")
     scoring.add_argument("--format", choices=("text", "json"), default="text", help="output format")
@@ -102,15 +172,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PCT",
         help="exit 1 when exact match is below this percentage (100: every captcha)",
     )
-    for reader in (recognize, scoring):
-        reader.add_argument("--batch-size", type=int, help="images per request")
-        reader.add_argument(
-            "--alphabet",
-            metavar="CHARS",
-            help="read only these characters; 'site' is the court site's own (no 0, 1, j, o)",
-        )
-    commands.add_parser("status", parents=[connection], help="the model's versions and states, as JSON")
-    commands.add_parser("metadata", parents=[connection], help="the model's signatures, as JSON")
+    command("status", "the model's versions and states, as JSON", _STATUS_EXAMPLES)
+    command("metadata", "the model's signatures, as JSON", _METADATA_EXAMPLES)
     commands.add_parser(
         "serve", add_help=False, help="run the local TF Serving-compatible server ([server] extra)"
     )
@@ -127,11 +190,45 @@ def _percentage(text: str) -> float:
     return value
 
 
+def _header(pair: str) -> tuple[str, str]:
+    key, sep, value = pair.partition("=")
+    if not sep or not key.strip():
+        # Never echoed: "Authorization: Bearer ..." (curl's spelling) holds the secret itself.
+        raise argparse.ArgumentTypeError(
+            "needs KEY=VALUE, e.g. Authorization='Bearer TOKEN' (the text given is not shown: "
+            + ("it has no '='" if not sep else "its key before '=' is empty")
+            + ")"
+        )
+    return key.strip(), value
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["serve"]:
-        return _serve(args_list[1:])
-    args = _parser().parse_args(args_list)
+    """Run one ``shixin`` command and return its exit status (see the module docstring)."""
+    try:
+        status = _run(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+def _discard_stdout() -> None:
+    """Point stdout's file descriptor at /dev/null, so the interpreter's final flush of the
+    output nobody reads any more does not fail a second time (Python's documented recipe)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a stand-in stdout with no descriptor
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _run(argv: list[str]) -> int:
+    if argv[:1] == ["serve"]:
+        return _serve(argv[1:])
+    args = _parser().parse_args(argv)
     # The library's own lines already start with "shixin_client: "; only the CLI adds a handler.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
@@ -158,41 +255,61 @@ def _fail(message: str, code: int = EXIT_UNUSABLE) -> int:
 
 
 def _serve(argv: list[str]) -> int:
+    """``shixin serve``: the server's own command line; a module the [server] extra brings
+    that is missing, at start-up or later, is one line naming the extra."""
     try:
         from shixin_client.server.cli import main as serve_main
-    except ImportError:
-        return _fail(str(MissingDependencyError("shixin serve", "server")))
-    return serve_main(argv)
+
+        return serve_main(argv)
+    except ImportError as exc:
+        missing = f" (no module named {exc.name!r})" if exc.name else ""
+        return _fail(f"{MissingDependencyError('shixin serve', 'server')}{missing}")
 
 
-def _headers(pairs: list[str]) -> dict[str, str]:
-    headers = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--header needs KEY=VALUE, got a value without '=' (key {key.strip()!r})")
-        headers[key.strip()] = value
-    return headers
+@contextlib.contextmanager
+def _native_stderr_silenced(silence: bool) -> Iterator[None]:
+    """File descriptor 2 points at /dev/null inside, then back.
+
+    LiteRT's C++ prints ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` when
+    the embedded model's first interpreter is built, straight to the descriptor and with
+    no setting to turn it off; it prints it once per process, so silencing the model's
+    creation silences the run. Python's own stderr is flushed first and writes nothing inside.
+    """
+    if not silence:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _client(args: argparse.Namespace) -> ShixinClient:
     options: dict[str, Any] = {}
     if args.model:
         options["model"] = args.model
-    for key in ("version", "label", "signature", "timeout"):
-        if getattr(args, key) is not None:
+    if args.model_version is not None:
+        options["version"] = args.model_version
+    for key in ("label", "timeout", "signature", "batch_size"):
+        if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
-    if getattr(args, "batch_size", None) is not None:
-        options["batch_size"] = args.batch_size
     if getattr(args, "alphabet", None) is not None:
         options["alphabet"] = SITE_ALPHABET if args.alphabet == "site" else args.alphabet
     server = args.server or server_from_env()
     if server is None:
-        return ShixinClient.local().with_options(**options)
+        with _native_stderr_silenced(not args.verbose):
+            local = ShixinClient.local()
+        return local.with_options(**options)
     tls = None
     if args.ca_file or args.cert_file or args.key_file:
         tls = TLSConfig(ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file)
-    return ShixinClient(server, tls=tls, headers=_headers(args.header)).with_options(**options)
+    return ShixinClient(server, tls=tls, headers=dict(args.header)).with_options(**options)
 
 
 def _expand(paths: Sequence[str], stdin: Any) -> Iterator[tuple[str, Union[Source, ShixinError]]]:
@@ -204,15 +321,19 @@ def _expand(paths: Sequence[str], stdin: Any) -> Iterator[tuple[str, Union[Sourc
                 data = data.encode("utf-8")
             if _is_binary(data):
                 yield "-", data
-            else:
-                yield from _expand(
-                    [line.strip() for line in data.decode("utf-8").splitlines() if line.strip()], None
+                continue
+            listed = [line.strip() for line in data.decode("utf-8").splitlines() if line.strip()]
+            if not listed:
+                yield (
+                    "-",
+                    InvalidInputError("stdin", "stdin is empty: give image data or paths, one per line"),
                 )
+            yield from _expand(listed, None)
         elif any(char in path for char in "*?["):
-            matches = sorted(glob.glob(path, recursive=True))
+            matches = [match for match in sorted(glob.glob(path, recursive=True)) if Path(match).is_file()]
             if not matches:
                 yield path, InvalidInputError(repr(path), "no files match this pattern")
-            yield from ((match, match) for match in matches if Path(match).is_file())
+            yield from ((match, match) for match in matches)
         elif Path(path).is_dir():
             found = sorted(
                 p for p in Path(path).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -268,20 +389,23 @@ def _recognize(client: ShixinClient, args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if failures else EXIT_OK
 
 
-def _labelled(name: str, source: Union[Source, ShixinError]) -> tuple[str, Union[Source, ShixinError]]:
-    """(label, source), or ("", the error) for a file whose name gives no label."""
+def _labelled(
+    name: str, source: Union[Source, ShixinError], length: int
+) -> tuple[str, Union[Source, ShixinError]]:
+    """(label, source), or ("", the error) for a file whose name gives no label of ``length``."""
     if isinstance(source, ShixinError):
         return "", source
     if not isinstance(source, str):
         return "", InvalidInputError("stdin", "image data from stdin carries no label; give labelled files")
     try:
-        return label_of(name), source
+        return label_of(name, length), source
     except InvalidInputError as exc:
         return "", exc
 
 
 def _score(client: ShixinClient, args: argparse.Namespace) -> int:
-    entries = [(name, *_labelled(name, source)) for name, source in _expand(args.paths, sys.stdin)]
+    length = client.get_spec().label_length
+    entries = [(name, *_labelled(name, source, length)) for name, source in _expand(args.paths, sys.stdin)]
     names = [name for name, _, _ in entries]
     results = _read(client, [source for _, _, source in entries])
     errors = _report_failures(names, results)
@@ -312,7 +436,7 @@ def _write_score_text(scored: Score, misreads: list[Misread], errors: list[Failu
         f"per character: {scored.char_accuracy:.2%} ({scored.characters_right} of {scored.characters})\n"
     )
     if errors:
-        out.write(f"not scored: {len(errors)} file(s) could not be read (see stderr)\n")
+        out.write(f"not scored: {len(errors)} file(s), unlabelled or unreadable (see stderr)\n")
 
 
 def _write_score_json(scored: Score, misreads: list[Misread], errors: list[Failure], out: TextIO) -> None:

@@ -1,6 +1,7 @@
 """The ``shixin`` command, called in-process through ``main([...])`` against a loopback TF Serving double.
 
-One test runs the installed console script in a subprocess.
+What only a whole process shows (the installed console script, a closed stdout pipe, a
+missing extra, what the model runtime prints on stderr) runs in a subprocess.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from shixin_client.cli import main
+from shixin_client import IMAGE_SUFFIXES, __version__
+from shixin_client.cli import EXIT_BROKEN_PIPE, main
 
 
 def _rest_double() -> types.ModuleType:
@@ -156,7 +159,7 @@ def test_options_reach_the_server_and_headers_are_never_printed(
         f"Authorization={SECRET}",
         "--model",
         "shixin",
-        "--version",
+        "--model-version",
         "2",
     ]
     assert main(["recognize", str(files[0]), *args, "--timeout", "5", "-v"]) == 0
@@ -173,8 +176,11 @@ def test_options_reach_the_server_and_headers_are_never_printed(
 
 
 def test_bad_header_syntax_is_a_usage_error(serving: FakeServing, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["status", "--server", serving.url, "--header", "Authorization"]) == 2
-    assert "KEY=VALUE" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["status", "--server", serving.url, "--header", "Authorization:s3cret"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--header: needs KEY=VALUE" in err and "s3cret" not in err
 
 
 def test_server_from_environment_and_json_status_metadata(
@@ -267,14 +273,14 @@ def test_score_reports_exact_and_per_character_accuracy_with_each_misread(
 def test_score_json_and_min_accuracy_exit_status(
     serving: FakeServing, files: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    wrong = _relabelled(files[2], "xy")  # a two-character label: no character counted right
+    wrong = _relabelled(files[2], "ef57")  # reads ef56: one character of four wrong
     args = ["score", *map(str, files), str(wrong), "--server", serving.url, "--format", "json"]
     assert main([*args, "--min-accuracy", "75"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert (record["scored"], record["exact"], record["exact_match"]) == (4, 3, 0.75)
-    assert (record["characters"], record["characters_right"]) == (14, 12)
-    assert record["misreads"] == [{"path": str(wrong), "label": "xy", "read": TEXTS[2]}]
-    assert record["confusions"] == [{"true": "xy", "read": TEXTS[2], "count": 1}]
+    assert (record["characters"], record["characters_right"]) == (16, 15)
+    assert record["misreads"] == [{"path": str(wrong), "label": "ef57", "read": TEXTS[2]}]
+    assert record["confusions"] == [{"true": "7", "read": "6", "count": 1}]
     assert record["not_scored"] == []
     assert main([*args, "--min-accuracy", "100"]) == 1
     assert "below --min-accuracy 100%" in capsys.readouterr().err
@@ -287,29 +293,33 @@ def test_score_names_unlabelled_and_unreadable_files_and_scores_the_rest(
     shutil.copy(files[0], unlabelled)
     odd = tmp_path / "a-b_1.png"
     shutil.copy(files[0], odd)
+    short = tmp_path / "big_x.png"  # a three-character label for a model that reads four
+    shutil.copy(files[0], short)
     broken = tmp_path / "zz99_broken.png"
     broken.write_bytes(b"not an image")
-    args = ["score", str(files[0]), str(unlabelled), str(odd), str(broken), "--server", serving.url]
+    named = [files[0], unlabelled, odd, short, broken]
+    args = ["score", *map(str, named), "--server", serving.url]
     assert main(args) == 1
     out, err = capsys.readouterr()
     assert out.splitlines() == [
         "exact match: 100.00% (1 of 1)",
         "per character: 100.00% (4 of 4)",
-        "not scored: 3 file(s) could not be read (see stderr)",
+        "not scored: 4 file(s), unlabelled or unreadable (see stderr)",
     ]
     lines = err.splitlines()
     no_label = "file name carries no label (expected <label>_<anything>, e.g. 347H_9ac6e7.png)"
     assert lines[0] == f"shixin: {unlabelled}: {no_label}"
     assert lines[1] == f"shixin: {odd}: label 'a-b' before '_' is not letters and digits"
-    assert lines[2].startswith(f"shixin: {broken}: ")
-    assert len(lines) == 3
+    assert lines[2] == f"shixin: {short}: label 'big' has 3 characters; the model reads 4"
+    assert lines[3].startswith(f"shixin: {broken}: ")
+    assert len(lines) == 4
     assert main([*args, "--format", "json"]) == 1
-    not_scored = json.loads(capsys.readouterr().out)["not_scored"]
-    assert [(r["path"], r["type"]) for r in not_scored] == [
-        (str(unlabelled), "InvalidInputError"),
-        (str(odd), "InvalidInputError"),
-        (str(broken), "InvalidInputError"),
+    record = json.loads(capsys.readouterr().out)
+    assert [(r["path"], r["type"]) for r in record["not_scored"]] == [
+        (str(path), "InvalidInputError") for path in named[1:]
     ]
+    assert record["misreads"] == [] and record["scored"] == 1
+    not_scored = record["not_scored"]
     assert not_scored[0]["error"] == no_label
 
 
@@ -337,3 +347,161 @@ def test_score_on_the_embedded_model_reads_every_shared_real_sample(
     paths = [str(path) for path, _ in real_samples]
     assert main(["score", *paths, "--min-accuracy", "100"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == f"exact match: 100.00% ({len(paths)} of {len(paths)})"
+
+
+EXAMPLE_CAPTCHAS = Path(__file__).resolve().parents[1] / "examples" / "captchas"
+#: Seconds one subprocess may take; each finishes in about one.
+PROCESS_TIMEOUT_S = 60
+
+
+def _shixin_process(*args: str, blocked: tuple[str, ...] = ()) -> list[str]:
+    """The command line of a ``shixin`` process in which importing each of ``blocked`` fails,
+    as it does where that package is not installed."""
+    code = (
+        "import sys\n"
+        f"for name in {blocked!r}:\n"
+        "    sys.modules[name] = None\n"
+        "from shixin_client.cli import main\n"
+        "sys.exit(main())\n"
+    )
+    return [sys.executable, "-c", code, *args]
+
+
+def _env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key != "SHIXIN_SERVER"}
+
+
+def _completed(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, env=_env())
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["recognize", "{folder}"], ["metadata"], ["score", "{folder}", "--format", "json"]],
+    ids=["recognize", "metadata", "score-json"],
+)
+def test_a_closed_stdout_pipe_ends_the_command_quietly(
+    serving: FakeServing, files: list[Path], command: list[str]
+) -> None:
+    """``shixin ... | head -1``: the reader is gone before anything is written, as ``cat`` sees it."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    argv = [arg.format(folder=files[0].parent) for arg in command]
+    try:
+        result = subprocess.run(
+            _shixin_process(*argv, "--server", serving.url),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=PROCESS_TIMEOUT_S,
+            env=_env(),
+        )
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (EXIT_BROKEN_PIPE, "")
+
+
+@pytest.mark.parametrize(
+    ("blocked", "extra"),
+    [(("ai_edge_litert",), "local")],
+    ids=["no-litert"],
+)
+def test_a_missing_extra_for_the_embedded_model_is_one_line_naming_it(
+    files: list[Path], blocked: tuple[str, ...], extra: str
+) -> None:
+    result = _completed(_shixin_process("recognize", str(files[0]), blocked=blocked))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("shixin: cannot use the model: ")
+    assert f"pip install 'shixin-client[{extra}]'" in result.stderr
+
+
+def test_serve_without_the_server_extra_is_one_line_naming_it(tmp_path: Path) -> None:
+    serve = ["serve", "--model_name=shixin", f"--model_base_path={tmp_path}"]
+    result = _completed(_shixin_process(*serve, blocked=("tensorflow_serving",)))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(
+        "shixin: shixin serve needs the [server] extra: pip install 'shixin-client[server]'"
+        " (no module named 'tensorflow_serving"
+    )
+
+
+def test_the_embedded_runtime_prints_nothing_on_stderr_unless_verbose() -> None:
+    """LiteRT announces its XNNPACK delegate on file descriptor 2; a folder runs both
+    interpreters (single images and batches)."""
+    pytest.importorskip("ai_edge_litert")
+    run = [sys.executable, "-m", "shixin_client", "recognize", str(EXAMPLE_CAPTCHAS)]
+    quiet = _completed(run)
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+    assert len(quiet.stdout.splitlines()) == len(list(EXAMPLE_CAPTCHAS.iterdir()))
+    verbose = _completed([*run, "-v"])
+    assert verbose.returncode == 0 and "XNNPACK" in verbose.stderr
+    assert verbose.stdout == quiet.stdout
+
+
+def test_version_is_the_program_version_everywhere(
+    serving: FakeServing, files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"shixin {__version__}\n"
+    assert main(["serve", "--version"]) == 0
+    assert f" {__version__} " in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:  # the model version is --model-version
+        main(["recognize", str(files[0]), "--server", serving.url, "--version", "2"])
+    assert exit_info.value.code == 2 and "unrecognized arguments: --version 2" in capsys.readouterr().err
+
+
+def test_empty_input_is_an_error(
+    serving: FakeServing,
+    files: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for stdin in (b"", b"\n  \n"):
+        monkeypatch.setattr(sys, "stdin", FakeStdin(stdin))
+        assert main(["recognize", "-", "--server", serving.url]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err == "shixin: -: stdin is empty: give image data or paths, one per line\n"
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "notes.txt").write_text("not an image")
+    assert main(["recognize", str(empty), "--server", serving.url]) == 1
+    assert capsys.readouterr().err == f"shixin: {empty}: folder holds no image files\n"
+    assert main(["recognize", str(empty / "s*"), "--server", serving.url]) == 1  # matches a folder only
+    assert capsys.readouterr().err == f"shixin: {empty / 's*'}: no files match this pattern\n"
+
+
+def test_a_folder_scan_takes_every_format_a_path_takes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("ai_edge_litert")
+    captcha = EXAMPLE_CAPTCHAS / "bbx2_2a18b75a512771fd9e9bee8173063268.png"
+    picture = Image.open(captcha).convert("RGB")
+    for suffix in IMAGE_SUFFIXES:
+        picture.save(tmp_path / f"bbx2{suffix.upper() if suffix == '.png' else suffix}", lossless=True)
+    (tmp_path / "model.h5").write_bytes(b"not an image, and not picked up")
+    assert main(["recognize", str(tmp_path), "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert sorted(Path(r["path"]).suffix.lower() for r in records) == sorted(IMAGE_SUFFIXES)
+    assert {r["text"] for r in records} == {"bbx2"}
+    paths = [str(tmp_path / f"bbx2{suffix}") for suffix in (".webp", ".tif")]
+    assert main(["recognize", *paths]) == 0  # the same files by name
+    assert capsys.readouterr().out == "".join(f"{path}\tbbx2\n" for path in paths)
+
+
+def test_only_the_reading_commands_take_signature_and_every_command_shows_examples(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for command in ("recognize", "score", "status", "metadata"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        help_text = capsys.readouterr().out
+        assert exit_info.value.code == 0
+        assert ("--signature" in help_text) == (command in ("recognize", "score")), command
+        examples = help_text.partition("\nexamples:\n")[2].splitlines()
+        assert examples and all(line.lstrip().startswith(("shixin ", "ls ")) for line in examples), command
+        assert any(f"shixin {command} " in line for line in examples), command
+    with pytest.raises(SystemExit) as exit_info:
+        main(["status", "--signature", "serving_bytes"])
+    assert exit_info.value.code == 2 and "unrecognized arguments: --signature" in capsys.readouterr().err
