@@ -1,4 +1,4 @@
-"""A Patchca-style captcha generator, written from ../shared/docs/patchca-facts.md.
+"""A Patchca-style captcha generator: the site's captchas, re-drawn from Patchca's rendering parameters.
 
 The court site draws its captchas with Patchca's ``ConfigurableCaptchaService`` at
 160x70: four characters spread by ``BestFitTextRenderer``, each in a random colour with
@@ -87,7 +87,7 @@ def _pick_font(rng: np.random.Generator, wide: bool) -> str:
 
 
 def _site_colour(rng: np.random.Generator) -> tuple[int, int, int]:
-    """One channel from 0..70, the other two from 0..255 (facts §3, the site's factory)."""
+    """One channel from 0..70, the other two from 0..255: the colour factory the site configures."""
     colour = rng.integers(0, 256, size=3)
     colour[rng.integers(3)] = rng.integers(0, 71)
     return int(colour[0]), int(colour[1]), int(colour[2])
