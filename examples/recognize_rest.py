@@ -20,8 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shixin_client import ShixinClient, ShixinError, server_from_env
-from shixin_client.cli import IMAGE_SUFFIXES
+from shixin_client import IMAGE_SUFFIXES, ShixinClient, ShixinError, server_from_env
 
 CAPTCHAS = Path(__file__).resolve().parent / "captchas"
 

@@ -1,9 +1,11 @@
-"""Every script in examples/ runs, as a user would run it, against the local server.
+"""Every script in examples/ runs, as a user would run it: on the embedded model or the local server.
 
-Each example runs in its own interpreter against shixin_client.server serving a tiny untrained
-model that export/ wrote. Its output must be one ``file<TAB>text`` line per captcha, in
-file order, with the texts the SDK itself reads from the same server; the web app must
-answer uploads with that text as JSON and shut down cleanly on Ctrl+C.
+Each example runs in its own interpreter: ``recognize_local.py`` on the embedded model, the
+others against shixin_client.server serving a tiny untrained model that export/ wrote.
+Its output must be one ``file<TAB>text`` line per captcha, in file order, with the texts
+the SDK itself reads from the same model; a broken file among good ones costs only its
+own line; the web app must answer uploads with that text as JSON and shut down cleanly
+on Ctrl+C.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from shixin_client import ShixinClient
-from shixin_client.cli import IMAGE_SUFFIXES
+from shixin_client import IMAGE_SUFFIXES, ShixinClient
 
 pytestmark = pytest.mark.slow
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CAPTCHAS = EXAMPLES / "captchas"
 CAPTCHA_FILES = sorted(p for p in CAPTCHAS.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-#: (script, transport): the examples that print one line per captcha.
+#: The example that needs no server.
+LOCAL_EXAMPLE = "recognize_local.py"
+#: (script, transport): the examples that print one line per captcha from a server.
 CONSOLE_EXAMPLES = [
     ("rest_requests.py", "rest"),
     ("recognize_rest.py", "rest"),
@@ -125,15 +128,49 @@ def test_server_url_comes_from_the_environment(served: Served) -> None:
     assert result.stdout.splitlines() == lines(CAPTCHA_FILES, served.texts)
 
 
-def test_folder_argument_and_a_broken_file(served: Served, tmp_path: Path) -> None:
+def _folder_with_a_broken_file(folder: Path) -> Path:
+    """Two captchas, a broken image sorted between them, and a text file that is not picked up."""
     for path in CAPTCHA_FILES[:2]:
-        (tmp_path / path.name).write_bytes(path.read_bytes())
-    (tmp_path / "notes.txt").write_text("not an image, and not picked up\n")
-    (tmp_path / "zz_broken.png").write_bytes(b"not a png")
-    result = run_example("recognize_rest.py", "--server", served.rest_url, str(tmp_path))
-    assert result.returncode == 1
-    assert result.stdout.splitlines() == lines(CAPTCHA_FILES[:2], served.texts[:2])
-    assert "zz_broken.png" in result.stderr and "not a recognised image" in result.stderr
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / f"{CAPTCHA_FILES[0].stem}_broken.png").write_bytes(b"not a png")
+    (folder / "notes.txt").write_text("not an image, and not picked up\n")
+    return folder
+
+
+def _only_the_broken_file_is_lost(result: subprocess.CompletedProcess[str], texts: list[str]) -> None:
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == lines(CAPTCHA_FILES[:2], texts[:2])
+    failures = [line for line in result.stderr.splitlines() if "_broken.png" in line]
+    assert len(failures) == 1 and "not a recognised image" in failures[0]
+    assert "notes.txt" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("script", "transport"), CONSOLE_EXAMPLES)
+def test_a_broken_file_in_a_folder_costs_only_its_own_line(
+    served: Served, tmp_path: Path, script: str, transport: str
+) -> None:
+    result = run_example(script, "--server", served.url(transport), str(_folder_with_a_broken_file(tmp_path)))
+    _only_the_broken_file_is_lost(
+        result, served.float_texts if script == "rest_requests.py" else served.texts
+    )
+
+
+@pytest.fixture(scope="module")
+def local_texts() -> list[str]:
+    """What the embedded model reads from each captcha file."""
+    pytest.importorskip("ai_edge_litert")
+    with ShixinClient.local() as client:
+        return client.recognize_many(CAPTCHA_FILES)
+
+
+def test_local_example_needs_no_server(local_texts: list[str], tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "SHIXIN_SERVER"}
+    result = run_example(LOCAL_EXAMPLE, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == lines(CAPTCHA_FILES, local_texts)
+    _only_the_broken_file_is_lost(
+        run_example(LOCAL_EXAMPLE, str(_folder_with_a_broken_file(tmp_path)), env=env), local_texts
+    )
 
 
 @pytest.mark.parametrize(
@@ -192,6 +229,6 @@ def test_web_app_answers_uploads_with_json(served: Served, stop_signal: signal.S
 
 def test_every_example_is_run_here_and_listed_in_the_readme() -> None:
     scripts = {p.name for p in EXAMPLES.glob("*.py")}
-    assert scripts == {script for script, _ in CONSOLE_EXAMPLES} | {WEB_APP}
+    assert scripts == {script for script, _ in CONSOLE_EXAMPLES} | {LOCAL_EXAMPLE, WEB_APP}
     readme = (EXAMPLES / "README.md").read_text()
     assert all(f"`{script}`" in readme for script in scripts)
