@@ -1,12 +1,17 @@
-"""The half of ``export check`` that runs in a fresh process: load, describe, run.
+"""The half of ``export check`` that runs in a fresh process: load the export as TF Serving does.
 
-A fresh interpreter holds no Keras objects and no traced functions, so whatever works
-here works for TF Serving: the SavedModel alone must carry the graph, the weights and
-the in-graph preprocessing. It prints the signatures as ``saved_model_cli show --all``
-does, runs every signature on the sample files and writes the outputs to an ``.npz``
-that the parent compares with the Keras model.
+TF Serving never runs Python's ``tf.saved_model.load``: it restores a SavedModel with
+TensorFlow's C++ loader into a graph session (the SaverDef's restore op, then the init
+op) and serves each request with ``Session::Run`` on the signature's tensor names
+(docs/tf-serving-compat.md §3.3). This worker does exactly that through
+``tf.compat.v1.saved_model.loader.load``, runs every signature and every warm-up record,
+and writes the outputs to an ``.npz`` that the parent compares with the Keras model.
 
-Usage: ``python -m export._check_worker <version dir> <samples dir> <out.npz>``
+It imports nothing from this repository, only numpy, TensorFlow and the TF Serving protos,
+so any Python with another TensorFlow (say, the version inside the pinned serving image)
+can run it by path: ``export check --python /path/to/venv/bin/python``.
+
+Usage: ``python _check_worker.py <version dir> <inputs.npz> <samples dir> <out.npz>``
 """
 
 from __future__ import annotations
@@ -20,21 +25,12 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 
-from shixin_client._images import preprocess
-from shixin_client._spec import (
-    DESCRIBE_OUTPUTS,
-    INPUT_BYTES,
-    INPUT_DESCRIBE,
-    INPUT_FLOAT,
-    OUTPUT_SOFTMAX,
-    SIGNATURE_BYTES,
-    SIGNATURE_DESCRIBE,
-    SIGNATURE_FLOAT,
-    CaptchaSpec,
-)
-
-from .warmup import read_warmup
+SERVE_TAG = "serve"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+#: The signatures the check feeds itself, by the dtype of their one input.
+FEEDS = {types_pb2.DT_FLOAT: "floats", types_pb2.DT_STRING: "files", types_pb2.DT_INT32: "rows"}
 
 
 def _shape(info: meta_graph_pb2.TensorInfo) -> str:
@@ -68,43 +64,66 @@ def show_all(version_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _status(exc: BaseException) -> str:
+    """``FailedPreconditionError: Could not find variable ...``: the error class and its first line."""
+    lines = [line for line in str(getattr(exc, "message", exc)).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Graph execution error"):  # Python's preamble, not TF's status
+        lines = lines[1:]
+    return f"{type(exc).__name__}: {lines[0].strip() if lines else ''}"
+
+
+def _run(session: Any, signature: Any, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
+    fetches = {alias: info.name for alias, info in signature.outputs.items()}
+    return session.run(fetches, {signature.inputs[alias].name: value for alias, value in feeds.items()})
+
+
 def main(argv: list[str]) -> int:
-    version_dir, samples_dir, out_path = (Path(arg) for arg in argv)
+    version_dir, inputs_path, samples_dir, out_path = (Path(arg) for arg in argv)
     print(show_all(version_dir), flush=True)
-    loaded = tf.saved_model.load(str(version_dir))
-    described = loaded.signatures[SIGNATURE_DESCRIBE](**{INPUT_DESCRIBE: tf.constant([0, 1], tf.int32)})
-    facts = {name: described[name].numpy()[0] for name in DESCRIBE_OUTPUTS}
-    spec = CaptchaSpec(
-        charset=facts["charset"].decode("utf-8"),
-        **{name: int(value) for name, value in facts.items() if name != "charset"},
-    )
-    files = [path.read_bytes() for path in sorted(samples_dir.iterdir())]
-    floats = np.stack([preprocess(data, spec) for data in files])
-    outputs = {
-        "floats": floats,
-        SIGNATURE_FLOAT: loaded.signatures[SIGNATURE_FLOAT](**{INPUT_FLOAT: tf.constant(floats)})[
-            OUTPUT_SOFTMAX
-        ],
-        SIGNATURE_BYTES: loaded.signatures[SIGNATURE_BYTES](**{INPUT_BYTES: tf.constant(files)})[
-            OUTPUT_SOFTMAX
-        ],
-    }
-    warmup = []
-    for log in read_warmup(version_dir):
-        request = log.predict_log.request
-        signature = request.model_spec.signature_name
-        loaded.signatures[signature](
-            **{key: tf.constant(tf.make_ndarray(proto)) for key, proto in request.inputs.items()}
-        )
-        warmup.append({"signature": signature, "inputs": sorted(request.inputs)})
-    report = {
-        "signatures": sorted(loaded.signatures.keys()),
-        "spec": {name: getattr(spec, name) for name in DESCRIBE_OUTPUTS},
-        "describe_rows": int(described["charset"].shape[0]),
-        "warmup": warmup,
-    }
-    arrays: dict[str, Any] = {key: np.asarray(value) for key, value in outputs.items()}
-    np.savez(out_path, report=np.array(json.dumps(report)), **arrays)
+    with np.load(inputs_path) as npz:
+        fed: dict[str, Any] = {"floats": npz["floats"], "rows": np.arange(2, dtype=np.int32)}
+    fed["files"] = np.array([path.read_bytes() for path in sorted(samples_dir.iterdir())], dtype=object)
+    report: dict[str, Any] = {"tensorflow": tf.__version__, "errors": [], "warmup": [], "describe": {}}
+    outputs: dict[str, np.ndarray] = {}
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, [SERVE_TAG], str(version_dir))
+        signatures = {k: v for k, v in meta_graph.signature_def.items() if not k.startswith("__")}
+        report["signatures"] = sorted(signatures)
+        for name, signature in sorted(signatures.items()):
+            dtypes = [info.dtype for info in signature.inputs.values()]
+            if len(dtypes) != 1 or dtypes[0] not in FEEDS:
+                report["errors"].append(f"{name}: no sample input for inputs {sorted(signature.inputs)}")
+                continue
+            (alias,) = signature.inputs
+            try:
+                result = _run(session, signature, {alias: fed[FEEDS[dtypes[0]]]})
+            except tf.errors.OpError as exc:
+                report["errors"].append(f"{name}: {_status(exc)}")
+                continue
+            if dtypes[0] == types_pb2.DT_INT32:
+                report["describe"] = {
+                    key: (value[0].decode("utf-8") if value.dtype == object else int(value[0]))
+                    for key, value in result.items()
+                }
+                report["describe_rows"] = {key: int(value.shape[0]) for key, value in result.items()}
+            else:
+                outputs.update({f"{name}/{key}": np.asarray(value) for key, value in result.items()})
+        warmup_path = version_dir / WARMUP_FILE
+        records = tf.compat.v1.io.tf_record_iterator(str(warmup_path)) if warmup_path.is_file() else []
+        for index, record in enumerate(records):
+            request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+            name = request.model_spec.signature_name or "serving_default"
+            report["warmup"].append(name)
+            if name not in signatures:
+                report["errors"].append(f"warm-up record {index}: no signature {name!r}")
+                continue
+            feeds = {alias: tf.make_ndarray(proto) for alias, proto in request.inputs.items()}
+            try:
+                _run(session, signatures[name], feeds)
+            except (tf.errors.OpError, KeyError, ValueError) as exc:
+                report["errors"].append(f"warm-up record {index} ({name}): {_status(exc)}")
+    np.savez(out_path, report=np.array(json.dumps(report)), **outputs)
     return 0
 
 

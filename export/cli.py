@@ -66,8 +66,9 @@ def _export_parser() -> argparse.ArgumentParser:
 def _check_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m export check",
-        description="Load an exported version in a fresh process, print its signatures, run them on "
-        "sample images and compare with the Keras model.",
+        description="Load an exported version in a fresh process the way TF Serving does (TensorFlow's "
+        "session loader), print its signatures, run them and every warm-up record on sample images and "
+        "compare with the Keras model.",
     )
     parser.add_argument("version_dir", type=Path, help="e.g. models/shixin/1")
     parser.add_argument("--model", required=True, type=Path, help="the .keras file it was exported from")
@@ -77,6 +78,12 @@ def _check_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--tolerance", type=float, default=None, help="max abs softmax difference (default: 1e-5)"
+    )
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter that loads the export, e.g. a venv with the serving image's TensorFlow "
+        "(needs numpy, tensorflow and tensorflow-serving-api; default: this one)",
     )
     return parser
 
@@ -89,11 +96,21 @@ def _load(path: Path) -> keras.Model:
     return keras.models.load_model(path, compile=False)
 
 
-def _check(version_dir: Path, model: keras.Model, samples: list[bytes], tolerance: float | None) -> int:
+def _check(
+    version_dir: Path,
+    model: keras.Model,
+    samples: list[bytes],
+    tolerance: float | None,
+    python: str = sys.executable,
+) -> int:
     from .check import DEFAULT_TOLERANCE, run_check
 
     report = run_check(
-        version_dir, model, samples, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance
+        version_dir,
+        model,
+        samples,
+        tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+        python=python,
     )
     for note in report.notes:
         print(note)
@@ -107,7 +124,7 @@ def _check(version_dir: Path, model: keras.Model, samples: list[bytes], toleranc
 
 def run_check_command(args: argparse.Namespace) -> int:
     samples = from_folder(args.samples) if args.samples is not None else generated(args.count)
-    return _check(args.version_dir, _load(args.model), samples, args.tolerance)
+    return _check(args.version_dir, _load(args.model), samples, args.tolerance, args.python)
 
 
 def run_export_command(args: argparse.Namespace) -> int:

@@ -92,18 +92,21 @@ def spec_for_model(model: keras.Model, base: CaptchaSpec = DEFAULT_SPEC) -> Capt
     )
 
 
-def serving_archive(model: keras.Model, spec: CaptchaSpec) -> keras.export.ExportArchive:
-    """The three signature functions over the model's variables, as Keras's exporter tracks them.
+def serving_module(
+    model: keras.Model, spec: CaptchaSpec
+) -> tuple[tf.Module, dict[str, tf.types.experimental.ConcreteFunction]]:
+    """The object to save, and its three signatures, wired so TF Serving's loader fills the weights.
 
-    Keras's :class:`~keras.export.ExportArchive` saves the model's variables as the very
-    objects the functions read, so the SaverDef's restore op fills the variables the graph
-    uses. A ``tf.Module`` holding the Keras 3 model as an attribute saves a second set
-    instead: Python's ``tf.saved_model.load`` still works, but TensorFlow's C++ loader (what
-    TF Serving runs) fails every signature that reads a weight with ``Could not find
-    variable`` (docs/tf-serving-compat.md §3.3).
+    The module tracks the model's backing ``tf.Variable`` objects themselves, the very
+    ones the traced functions capture, so the SaverDef's restore op writes the variables
+    the graph reads. Tracking the Keras 3 model as an attribute instead saves a second
+    set of variables: Python's ``tf.saved_model.load`` still works, but TensorFlow's C++
+    loader (what TF Serving runs) fails every signature that reads a weight with ``Could
+    not find variable`` (docs/tf-serving-compat.md §3.3). The functions reach the model
+    through closures, which the module does not track.
     """
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+    module = tf.Module(name="shixin_serving")
+    module.model_variables = [variable.value for variable in model.variables]
 
     def serve_float(the_input: tf.Tensor) -> dict[str, tf.Tensor]:
         return {OUTPUT_SOFTMAX: model(the_input, training=False)}
@@ -113,20 +116,22 @@ def serving_archive(model: keras.Model, spec: CaptchaSpec) -> keras.export.Expor
 
     def describe(batch: tf.Tensor) -> dict[str, tf.Tensor]:
         rows = tf.shape(batch)[:1]
-        values = {name: tf.constant(getattr(spec, name)) for name in DESCRIBE_OUTPUTS}
-        return {name: tf.fill(rows, values[name]) for name in DESCRIBE_OUTPUTS}
+        return {name: tf.fill(rows, tf.constant(getattr(spec, name))) for name in DESCRIBE_OUTPUTS}
 
-    image_spec = tf.TensorSpec([None, spec.height, spec.width, 1], tf.float32, name=INPUT_FLOAT)
-    archive.add_endpoint(SIGNATURE_FLOAT, serve_float, input_signature=[image_spec])
-    archive.add_endpoint(
-        SIGNATURE_BYTES, serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_BYTES)]
-    )
-    archive.add_endpoint(
-        SIGNATURE_DESCRIBE,
-        describe,
-        input_signature=[tf.TensorSpec([None], tf.int32, name=INPUT_DESCRIBE)],
-    )
-    return archive
+    inputs = {
+        SIGNATURE_FLOAT: (
+            serve_float,
+            tf.TensorSpec([None, spec.height, spec.width, 1], tf.float32, INPUT_FLOAT),
+        ),
+        SIGNATURE_BYTES: (serve_bytes, tf.TensorSpec([None], tf.string, INPUT_BYTES)),
+        SIGNATURE_DESCRIBE: (describe, tf.TensorSpec([None], tf.int32, INPUT_DESCRIBE)),
+    }
+    signatures = {}
+    for name, (function, input_spec) in inputs.items():
+        traced = tf.function(function, input_signature=[input_spec])
+        setattr(module, function.__name__, traced)
+        signatures[name] = traced.get_concrete_function()
+    return module, signatures
 
 
 def save_signatures(
@@ -140,7 +145,8 @@ def save_signatures(
     """Write the SavedModel and its warm-up file into an existing, empty ``directory``."""
     model = inference_model(model)
     check_model_matches(model, spec)
-    serving_archive(model, spec).write_out(str(directory), verbose=False)
+    module, signatures = serving_module(model, spec)
+    tf.saved_model.save(module, str(directory), signatures=signatures)
     if warmup_samples is None:
         warmup_samples = sample_images.generated(WARMUP_BATCH)
     write_warmup(directory, warmup_samples, model_name, spec)
