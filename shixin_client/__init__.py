@@ -3,14 +3,21 @@
 Importing this package never imports TensorFlow, gRPC, numpy or any optional extra: the
 REST and gRPC client (files, bytes or PIL images in, text out) needs only Pillow,
 urllib3 and, for gRPC, the [grpc] extra. numpy (the [numpy] extra) is needed for float
-tensors, numpy-array inputs, beam search and softmax arrays.
+tensors, numpy-array inputs, beam search and softmax arrays; a missing extra is a
+:class:`MissingDependencyError` that gives the pip command.
+
+Everything users need is exported here under its own name. ``shixin_client.protocol``
+holds TF Serving's wire tables that the local server (``shixin_client.server``) shares;
+the project's training, export and server code also share ``shixin_client._spec``
+(model facts) and ``shixin_client._images`` (the one preprocessing), and nothing else
+that is private.
 """
 
 import logging
 
-from ._client import AsyncShixinClient, ShixinClient
-from ._config import Headers, ModelRef, RetryPolicy, Timeout, TLSConfig, server_from_env
-from ._decode import to_predictions as decode_softmax
+from ._client import AsyncShixinClient, CallOptions, ClientOptions, ShixinClient
+from ._config import Headers, ImageLimits, ModelRef, RetryPolicy, Timeout, TLSConfig, server_from_env
+from ._decode.predictions import decode_softmax
 from ._exceptions import (
     BadResponseError,
     InvalidInputError,
@@ -22,8 +29,9 @@ from ._exceptions import (
     ShixinConnectionError,
     ShixinError,
     ShixinTimeoutError,
+    UsageError,
 )
-from ._images import IMAGE_SUFFIXES, ImageLimits, preprocess
+from ._images import IMAGE_SUFFIXES, preprocess
 from ._models import ModelMetadata, ModelStatus, Prediction, SignatureInfo, TensorInfo, VersionStatus
 from ._spec import (
     DEFAULT_GRPC_PORT,
@@ -33,16 +41,20 @@ from ._spec import (
     SITE_ALPHABET,
     CaptchaSpec,
 )
-from ._transports.mock import AsyncMockTransport, MockRequest, MockTransport
-from ._types import NOT_GIVEN, NotGiven
+from ._tensor import Tensor
+from ._transports.base import AsyncTransport, PredictCall, SyncTransport, ThreadedAsyncTransport
+from ._transports.mock import AsyncMockTransport, MockRequest, MockTransport, softmax_for
+from ._types import Payload
 from ._version import __version__
 
 __all__ = [
-    "NOT_GIVEN",
     "AsyncMockTransport",
     "AsyncShixinClient",
+    "AsyncTransport",
     "BadResponseError",
+    "CallOptions",
     "CaptchaSpec",
+    "ClientOptions",
     "DEFAULT_GRPC_PORT",
     "DEFAULT_MODEL_NAME",
     "DEFAULT_REST_PORT",
@@ -58,7 +70,8 @@ __all__ = [
     "ModelNotFoundError",
     "ModelRef",
     "ModelStatus",
-    "NotGiven",
+    "Payload",
+    "PredictCall",
     "Prediction",
     "RequestRejectedError",
     "RetryPolicy",
@@ -70,14 +83,19 @@ __all__ = [
     "ShixinError",
     "ShixinTimeoutError",
     "SignatureInfo",
+    "SyncTransport",
     "TLSConfig",
+    "Tensor",
     "TensorInfo",
+    "ThreadedAsyncTransport",
     "Timeout",
+    "UsageError",
     "VersionStatus",
     "decode_softmax",
     "preprocess",
     "__version__",
     "server_from_env",
+    "softmax_for",
 ]
 
 # Users and tracebacks see shixin_client.ShixinClient, never a private module path.

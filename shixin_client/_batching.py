@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union, cast
 
+from ._config import positive_int
 from ._exceptions import InvalidInputError, ShixinError
 from ._images import ImageInput, input_name, is_ndarray
 
@@ -65,8 +66,7 @@ class BatchPlan(Generic[T]):
         *,
         return_exceptions: bool,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        positive_int("batch_size", batch_size)
         self._slots: list[Union[T, ShixinError, None]] = [None] * len(items)
         self._return_exceptions = return_exceptions
         ready: list[tuple[int, Any]] = []

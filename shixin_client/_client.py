@@ -1,10 +1,11 @@
 """ShixinClient and AsyncShixinClient: one request/response model, two ways to wait.
 
-Everything that does not wait on a socket lives once, in :class:`_BaseClient`: picking
-the transport from the URL, merging per-call options, planning batches, building the
-predict call and turning the softmax into :class:`Prediction` objects. The twins add
-only the waiting: a short retry loop each (every decision comes from :mod:`._retry`)
-and public methods of a few lines (build, send or ``await`` send, finish).
+Everything that does not wait on a socket lives once, in :class:`_BaseClient`: the
+constructor, picking the transport from the URL, merging per-call options, finding the
+model's spec, planning batches, building the predict call, turning the softmax into
+:class:`Prediction` objects, and every retry decision. The twins add only the waiting:
+a short retry loop each and public methods of a few lines (build, send or ``await``
+send, finish).
 """
 
 from __future__ import annotations
@@ -16,14 +17,31 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Optional, TypedDict, TypeVar, Union, overload
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional, TypedDict, TypeVar, Union, overload
 
 from ._batching import Batch, BatchPlan, Item, expand
-from ._config import DEFAULT_BATCH_SIZE, Headers, ModelRef, RetryPolicy, Timeout, TLSConfig, server_from_env
-from ._decode import alphabet_classes, to_predictions
+from ._config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_LIMITS,
+    DEFAULT_LOCAL_PAYLOAD,
+    DEFAULT_PAYLOAD,
+    DEFAULT_READY_TIMEOUT,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUT,
+    NO_HEADERS,
+    READY_POLL_INTERVAL,
+    Headers,
+    ImageLimits,
+    ModelRef,
+    RetryPolicy,
+    Timeout,
+    TLSConfig,
+    positive_int,
+    server_from_env,
+)
+from ._decode.alphabet import alphabet_classes
+from ._decode.predictions import predictions
 from ._exceptions import (
     BadResponseError,
     InvalidInputError,
@@ -34,15 +52,14 @@ from ._exceptions import (
     ShixinConnectionError,
     ShixinError,
     ShixinTimeoutError,
+    UsageError,
     require_numpy,
 )
-from ._images import DEFAULT_LIMITS, ImageInput, ImageLimits, input_name, preprocess, wire_bytes
+from ._images import ImageInput, input_name, preprocess, wire_bytes
 from ._models import ModelMetadata, ModelStatus, Prediction
 from ._retry import RetryBudget, retry_delay
 from ._spec import (
-    DEFAULT_GRPC_PORT,
     DEFAULT_MODEL_NAME,
-    DEFAULT_REST_PORT,
     DEFAULT_SPEC,
     DESCRIBE_OUTPUTS,
     INPUT_BYTES,
@@ -54,8 +71,10 @@ from ._spec import (
     SIGNATURE_FLOAT,
     CaptchaSpec,
 )
-from ._transports.base import AsyncTransport, PredictCall, SyncTransport, Tensor, TensorLike
-from ._types import NOT_GIVEN, HeaderTypes, ModelTypes, NotGiven, RetryTypes, ServerTypes, TimeoutTypes
+from ._tensor import Tensor, TensorLike
+from ._transports.base import AsyncTransport, PredictCall, SyncTransport, ThreadedAsyncTransport
+from ._types import HeaderTypes, ModelTypes, Payload, RetryTypes, ServerTypes, TimeoutTypes
+from ._urls import parse_server
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -65,9 +84,13 @@ logger = logging.getLogger("shixin_client")
 T = TypeVar("T")
 _Client = TypeVar("_Client", bound="_BaseClient")
 Result = Union[T, ShixinError]
+_SpecKey = tuple[str, Optional[int], Optional[str]]
 
-#: How often wait_until_ready asks the server, in seconds.
-READY_POLL_INTERVAL = 0.5
+#: Each payload's signature in an exported model, and its input alias there.
+_SIGNATURES: dict[str, tuple[str, str]] = {
+    "image": (SIGNATURE_BYTES, INPUT_BYTES),
+    "tensor": (SIGNATURE_FLOAT, INPUT_FLOAT),
+}
 
 
 class CallOptions(TypedDict, total=False):
@@ -77,12 +100,12 @@ class CallOptions(TypedDict, total=False):
     version: Optional[int]
     label: Optional[str]
     signature: Optional[str]
-    float_input: bool
+    payload: Payload
     timeout: TimeoutTypes
 
 
 class ClientOptions(CallOptions, total=False):
-    """What :meth:`with_options` may change besides the per-call options."""
+    """What :meth:`~ShixinClient.with_options` and ``local()`` may set besides the per-call options."""
 
     retry: RetryTypes
     batch_size: int
@@ -94,7 +117,7 @@ class ClientOptions(CallOptions, total=False):
 @dataclass(frozen=True)
 class _Options:
     model: ModelRef
-    float_input: bool
+    payload: Payload
     timeout: Timeout
     retry: RetryPolicy
     batch_size: int
@@ -104,24 +127,25 @@ class _Options:
     alphabet: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
-        if self.beam_width is not None and (not isinstance(self.beam_width, int) or self.beam_width < 1):
-            raise ValueError(f"beam_width must be a positive int or None, got {self.beam_width!r}")
+        if self.payload not in _SIGNATURES:
+            raise InvalidInputError("payload", f"must be 'image' or 'tensor', got {self.payload!r}")
+        positive_int("batch_size", self.batch_size)
+        if self.beam_width is not None:
+            positive_int("beam_width", self.beam_width)
         if self.alphabet is not None and (not isinstance(self.alphabet, str) or not self.alphabet):
-            raise ValueError(f"alphabet must be a non-empty string or None, got {self.alphabet!r}")
-        if self.float_input and self.model.signature == SIGNATURE_BYTES:
-            raise ValueError(f"float_input=True cannot be sent to the {SIGNATURE_BYTES!r} signature")
-
-    @property
-    def sends_floats(self) -> bool:
-        return self.float_input or self.model.signature == SIGNATURE_FLOAT
+            raise InvalidInputError("alphabet", f"must be a non-empty string or None, got {self.alphabet!r}")
+        for payload, (signature, _) in _SIGNATURES.items():
+            if self.model.signature == signature and self.payload != payload:
+                raise InvalidInputError(
+                    "signature",
+                    f"{signature!r} reads the {'image file' if payload == 'image' else 'float tensor'}, "
+                    f"but payload={self.payload!r}; pass payload={payload!r} to send it",
+                )
 
     @property
     def signature(self) -> str:
-        if self.model.signature:
-            return self.model.signature
-        return SIGNATURE_FLOAT if self.float_input else SIGNATURE_BYTES
+        """The signature named by the model reference, else the one the payload's exported model has."""
+        return self.model.signature or _SIGNATURES[self.payload][0]
 
     def merge(self, changes: Mapping[str, Any]) -> _Options:
         """These options with ``changes`` applied; an unknown key is a TypeError, as for any keyword."""
@@ -133,85 +157,27 @@ class _Options:
                 f"unknown option(s) {sorted(unknown)}; known: {sorted(ClientOptions.__annotations__)}"
             )
         model = self.model
-
-        def given(key: str) -> Any:
-            return changes.get(key, NOT_GIVEN)
-
-        if not isinstance(new_model := given("model"), NotGiven):
-            model = (
-                new_model
-                if isinstance(new_model, ModelRef)
-                else ModelRef(str(new_model), signature=model.signature)
-            )
-        if not isinstance(version := given("version"), NotGiven):
+        if "model" in changes:
+            new = changes["model"]
+            model = new if isinstance(new, ModelRef) else ModelRef(str(new), signature=model.signature)
+        version, label = changes.get("version"), changes.get("label")
+        if version is not None and label is not None:
+            raise InvalidInputError("version", "give a model version or a version label, not both")
+        if "version" in changes:
             model = replace(model, version=version, label=None if version is not None else model.label)
-        if not isinstance(label := given("label"), NotGiven):
-            if label is not None and not isinstance(version, NotGiven) and version is not None:
-                raise ValueError("give a model version or a version label, not both")
+        if "label" in changes:
             model = replace(model, label=label, version=None if label is not None else model.version)
-        if not isinstance(signature := given("signature"), NotGiven):
-            model = replace(model, signature=signature)
+        if "signature" in changes:
+            model = replace(model, signature=changes["signature"])
         fields: dict[str, Any] = {"model": model}
-        if not isinstance(timeout := given("timeout"), NotGiven):
-            fields["timeout"] = Timeout.coerce(timeout)
-        if not isinstance(retry := given("retry"), NotGiven):
-            fields["retry"] = RetryPolicy.coerce(retry)
-        for key in ("float_input", "batch_size", "beam_width", "alphabet", "image_limits"):
-            if not isinstance(value := given(key), NotGiven):
-                fields[key] = value
+        if "timeout" in changes:
+            fields["timeout"] = Timeout.coerce(changes["timeout"])
+        if "retry" in changes:
+            fields["retry"] = RetryPolicy.coerce(changes["retry"])
+        for key in ("payload", "batch_size", "beam_width", "alphabet", "image_limits"):
+            if key in changes:
+                fields[key] = changes[key]
         return replace(self, **fields)
-
-
-def parse_server(server: ServerTypes) -> tuple[Literal["rest", "grpc"], list[str], bool]:
-    """A server URL (or several REST replicas) -> transport kind, addresses, and whether TLS is on.
-
-    ``http://host`` and ``grpc://host`` without a port get TF Serving's ports (8501 and 8500);
-    ``https://`` and ``grpcs://`` keep their scheme's own default (443, usually a proxy).
-    Several REST replicas are a list or one comma-separated string; gRPC replicas are
-    resolved by gRPC itself from ``grpc://dns:///host:port``.
-    """
-    urls = (
-        [part.strip() for part in server.split(",")] if isinstance(server, str) else [str(s) for s in server]
-    )
-    urls = [url for url in urls if url]
-    if not urls:
-        raise ValueError("no server URL given")
-    schemes = {url.split("://", 1)[0].lower() if "://" in url else "" for url in urls}
-    if schemes <= {"http", "https"}:
-        return "rest", [_rest_url(url) for url in urls], schemes == {"https"}
-    if len(urls) == 1 and schemes <= {"grpc", "grpcs"}:
-        scheme = schemes.pop()
-        return "grpc", [_grpc_target(urls[0], scheme)], scheme == "grpcs"
-    if schemes <= {"grpc", "grpcs"}:
-        raise ValueError("for several gRPC replicas use one grpc://dns:///host:port URL, not a list")
-    raise ValueError(
-        f"unsupported server URL(s) {[_shown(u) for u in urls]}: use http://, https:// (REST), grpc:// or grpcs://"
-    )
-
-
-def _shown(url: str) -> str:
-    parts = urlsplit(url if "://" in url else f"//{url}")
-    return url.replace(f"{parts.username}:{parts.password}@", "") if parts.password else url
-
-
-def _rest_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme.lower() == "http" and parts.port is None and parts.hostname:
-        netloc = parts.netloc + f":{DEFAULT_REST_PORT}"
-        return parts._replace(netloc=netloc).geturl()
-    return url
-
-
-def _grpc_target(url: str, scheme: str) -> str:
-    target = url.split("://", 1)[1].rstrip("/")
-    if target.startswith("dns:"):
-        return target
-    if "/" in target or not target:
-        raise ValueError(f"a gRPC URL is {scheme}://host:port, got {_shown(url)!r}")
-    parts = urlsplit(f"//{target}")
-    if parts.port is None and scheme == "grpc":
-        return f"{target}:{DEFAULT_GRPC_PORT}"
-    return target
 
 
 def _first(tensor: TensorLike) -> Any:
@@ -237,42 +203,78 @@ def spec_from_describe(outputs: Mapping[str, TensorLike]) -> CaptchaSpec:
 
 
 class _Shared:
-    """What a client and its ``with_options`` copies share: the transport, the budget, the specs."""
+    """What a client and its ``with_options`` copies share: the transport, the retry budgets
+    (one per RetryPolicy in use), the specs found, and one fetch at a time per model."""
 
-    def __init__(self, transport: Any, retry: RetryPolicy) -> None:
+    def __init__(self, transport: Any) -> None:
         self.transport = transport
-        self.budget = RetryBudget(retry)
-        self.specs: dict[tuple[str, Optional[int], Optional[str]], CaptchaSpec] = {}
-        self.lock = threading.Lock()
+        self.specs: dict[_SpecKey, CaptchaSpec] = {}
+        self._budgets: dict[RetryPolicy, RetryBudget] = {}
+        self._fetching: dict[_SpecKey, Any] = {}
+        self._lock = threading.Lock()
+
+    def budget(self, policy: RetryPolicy) -> RetryBudget:
+        budget = self._budgets.get(policy)
+        if budget is None:
+            with self._lock:
+                budget = self._budgets.setdefault(policy, RetryBudget(policy))
+        return budget
+
+    def fetch_lock(self, key: _SpecKey, make: Callable[[], T]) -> T:
+        """The lock that lets one caller at a time fetch ``key``'s spec (a threading or asyncio lock)."""
+        with self._lock:
+            lock: T = self._fetching.setdefault(key, make())
+        return lock
 
 
 class _BaseClient:
-    """Options, transport choice, request building and result decoding; no I/O at all."""
+    """Options, transport choice, spec discovery, request building, decoding and retry
+    decisions; no I/O at all."""
 
+    #: The transport class a twin sends through, and whether it waits with asyncio.
+    _transport_type: ClassVar[type]
+    _asynchronous: ClassVar[bool]
     _shared: _Shared
     _options: _Options
 
-    def _setup(
+    def __init__(
         self,
-        server: Optional[ServerTypes],
-        transport: Optional[Any],
-        transport_type: type,
-        asynchronous: bool,
+        server: Optional[ServerTypes] = None,
         *,
-        model: ModelTypes,
-        version: Optional[int],
-        label: Optional[str],
-        signature: Optional[str],
-        float_input: bool,
-        timeout: TimeoutTypes,
-        retry: RetryTypes,
-        tls: Optional[TLSConfig],
-        headers: HeaderTypes,
-        batch_size: int,
-        beam_width: Optional[int],
-        image_limits: ImageLimits,
+        model: ModelTypes = DEFAULT_MODEL_NAME,
+        version: Optional[int] = None,
+        label: Optional[str] = None,
+        signature: Optional[str] = None,
+        payload: Payload = DEFAULT_PAYLOAD,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        retry: RetryTypes = DEFAULT_RETRY,
+        tls: Optional[TLSConfig] = None,
+        headers: HeaderTypes = NO_HEADERS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        beam_width: Optional[int] = None,
         alphabet: Optional[str] = None,
+        image_limits: ImageLimits = DEFAULT_LIMITS,
+        transport: Union[SyncTransport, AsyncTransport, None] = None,
     ) -> None:
+        """A client for one model on one server (or on several REST replicas).
+
+        ``server`` is ``http(s)://host[:port]`` (REST; a list or a comma-separated string
+        for replicas), ``grpc(s)://host[:port]`` or ``grpc://dns:///name:port``; without
+        one, ``$SHIXIN_SERVER`` is read. Ports default to TF Serving's (8501 REST, 8500
+        gRPC). ``model``, ``version`` or ``label``, and ``signature`` address the model.
+        ``payload`` chooses what is sent: ``"image"``, the preprocessed picture as a small
+        PNG, to the ``serving_bytes`` signature, or ``"tensor"``, the float tensor, to
+        ``serving_default`` (``signature=`` renames the signature, never the payload).
+        ``timeout`` is seconds, ``(connect, read)`` or a :class:`Timeout` (which says
+        exactly what each bound covers); ``retry`` a number of retries or a
+        :class:`RetryPolicy`; ``tls`` a :class:`TLSConfig`; ``headers`` are sent with
+        every request (as gRPC metadata over gRPC) and never printed. ``batch_size`` is
+        images per request in the ``*_many`` methods, ``beam_width`` turns on beam
+        search, ``alphabet`` limits what may be read (``SITE_ALPHABET``), and
+        ``image_limits`` bounds the images accepted. ``transport`` replaces the server
+        with your own :class:`SyncTransport` (:class:`AsyncTransport` for the async
+        client), such as :class:`MockTransport`.
+        """
         ref = ModelRef.coerce(model)
         ref = replace(
             ref,
@@ -282,7 +284,7 @@ class _BaseClient:
         )
         self._options = _Options(
             model=ref,
-            float_input=float_input,
+            payload=payload,
             timeout=Timeout.coerce(timeout),
             retry=RetryPolicy.coerce(retry),
             batch_size=batch_size,
@@ -291,19 +293,54 @@ class _BaseClient:
             alphabet=alphabet,
         )
         if transport is None:
-            transport = _make_transport(server, tls, Headers.coerce(_header_dict(headers)), asynchronous)
+            transport = self._make_transport(server, tls, Headers.coerce(headers))
         elif server is not None:
-            raise ValueError("give a server URL or a transport, not both")
-        if not isinstance(transport, transport_type):
+            raise InvalidInputError("transport", "give a server URL or a transport, not both")
+        if not isinstance(transport, self._transport_type):
+            wanted = self._transport_type.__name__
             raise TypeError(
-                f"{type(self).__name__} needs a {transport_type.__name__}, got {type(transport).__name__}"
+                f"{type(self).__name__} needs a {wanted}, got {type(transport).__name__}"
                 + (" (wrap it in ThreadedAsyncTransport)" if isinstance(transport, SyncTransport) else "")
             )
-        self._shared = _Shared(transport, self._options.retry)
+        self._shared = _Shared(transport)
+
+    @classmethod
+    def local(
+        cls: type[_Client],
+        model_path: Optional[Path] = None,
+        *,
+        threads: Optional[int] = None,
+        int8: bool = True,
+        **options: Unpack[ClientOptions],
+    ) -> _Client:
+        """A client on the embedded LiteRT model (the ``[local]`` extra): no server, no network.
+
+        It sends the float tensor unless ``payload="image"`` is given: with no wire to
+        save, encoding each picture as a PNG only for the model to decode it again would
+        double the work. ``threads`` is LiteRT's thread count for batches (default: every
+        core, up to 4; one image at a time runs on one thread). ``int8`` runs the model's
+        int8 companion first where there is one (the shipped model has): about twice as
+        fast, with the float model reading whatever the companion is unsure of, so the
+        strings stay the float model's; ``int8=False`` runs only the float model. The
+        other options are the constructor's. On the async client each inference runs in
+        a worker thread, off the event loop. Without the extra installed this is a
+        MissingDependencyError naming it.
+        """
+        from ._transports.local import LocalTransport
+
+        embedded = LocalTransport(model_path, threads, int8)
+        transport = ThreadedAsyncTransport(embedded) if cls._asynchronous else embedded
+        options.setdefault("payload", DEFAULT_LOCAL_PAYLOAD)
+        return cls(transport=transport, **options)
+
+    def with_options(self: _Client, **changes: Unpack[ClientOptions]) -> _Client:
+        """A copy with some options changed, sharing this client's connections, budgets and specs."""
+        clone = copy.copy(self)
+        clone._options = self._options.merge(changes)
+        return clone
 
     def __repr__(self) -> str:
-        model = self._options.model
-        return f"{type(self).__name__}(endpoint={self.endpoint!r}, model={model.name!r})"
+        return f"{type(self).__name__}(endpoint={self.endpoint!r}, model={self._options.model.name!r})"
 
     @property
     def endpoint(self) -> str:
@@ -319,21 +356,79 @@ class _BaseClient:
         return self._options.timeout
 
     @property
+    def retry(self) -> RetryPolicy:
+        return self._options.retry
+
+    @property
     def batch_size(self) -> int:
         """Images per request in the ``*_many`` methods unless a call says otherwise."""
         return self._options.batch_size
 
-    def _copy_with(self: _Client, changes: Mapping[str, Any]) -> _Client:
-        clone = copy.copy(self)
-        clone._options = self._options.merge(changes)
-        return clone
+    @property
+    def spec(self) -> CaptchaSpec:
+        """The model's CaptchaSpec, as the first call that needed it fetched it.
+
+        Reading it does no I/O: before any call has fetched it, it is a UsageError;
+        ``get_spec()`` fetches it.
+        """
+        spec = self._known_spec(self._options)
+        if spec is None:
+            raise UsageError(
+                f"the spec of model {self._options.model.name!r} is not fetched yet: call get_spec() "
+                "(awaited on AsyncShixinClient) or any recognize or predict method first"
+            )
+        return spec
+
+    def _make_transport(
+        self, server: Optional[ServerTypes], tls: Optional[TLSConfig], headers: Headers
+    ) -> Any:
+        server = server if server is not None else server_from_env()
+        if server is None:
+            raise InvalidInputError(
+                "server", "no server: pass a URL, set $SHIXIN_SERVER, or use ShixinClient.local()"
+            )
+        kind, addresses, secure = parse_server(server)
+        if kind == "rest":
+            from ._transports.rest import AsyncRestTransport, RestTransport
+
+            rest = AsyncRestTransport if self._asynchronous else RestTransport
+            return rest(addresses, tls=tls, headers=headers)
+        try:
+            from ._transports import grpc as grpc_transport
+        except MissingDependencyError:
+            raise
+        except ImportError as exc:
+            raise MissingDependencyError("the gRPC transport", "grpc") from exc
+        grpc_class = grpc_transport.AsyncGrpcTransport if self._asynchronous else grpc_transport.GrpcTransport
+        return grpc_class(addresses[0], tls=tls, secure=secure, headers=headers)
+
+    # Options of a call.
+    def _call_options(self, options: Mapping[str, Any], with_softmax: bool = False) -> _Options:
+        """The client's options with the call's applied; what needs numpy is refused up front."""
+        opts = self._options.merge(options)
+        if opts.payload == "tensor":
+            require_numpy(f'float tensors (payload="tensor", the {opts.signature!r} signature)')
+        if opts.beam_width is not None:
+            require_numpy("beam search (beam_width)")
+        if with_softmax:
+            require_numpy("softmax arrays (with_softmax=True)")
+        return opts
 
     # Retries: the decision, never the waiting.
-    def _retry_delay(self, error: ShixinError, attempt: int) -> Optional[float]:
-        delay = retry_delay(error, attempt, self._options.retry)
+    def _budget(self, options: _Options) -> RetryBudget:
+        budget = self._shared.budget(options.retry)
+        budget.record_request()
+        return budget
+
+    def _retry_delay(
+        self, options: _Options, budget: RetryBudget, error: ShixinError, attempt: int
+    ) -> Optional[float]:
+        """Seconds to wait before retrying after ``error``, under the call's own policy; None: give up."""
+        policy = options.retry
+        delay = retry_delay(error, attempt, policy)
         if delay is None:
             return None
-        if not self._shared.budget.try_spend():
+        if not budget.try_spend():
             logger.warning("shixin_client: retry budget exhausted; not retrying %s", type(error).__name__)
             return None
         logger.info(
@@ -342,21 +437,21 @@ class _BaseClient:
             delay,
             type(error).__name__,
             attempt + 1,
-            self._options.retry.max_retries,
+            policy.max_retries,
             error,
         )
         return delay
 
     # Spec discovery.
     @staticmethod
-    def _spec_key(options: _Options) -> tuple[str, Optional[int], Optional[str]]:
+    def _spec_key(options: _Options) -> _SpecKey:
         return (options.model.name, options.model.version, options.model.label)
 
-    def _cached_spec(self, options: _Options) -> Optional[CaptchaSpec]:
-        with self._shared.lock:
-            return self._shared.specs.get(self._spec_key(options))
+    def _known_spec(self, options: _Options) -> Optional[CaptchaSpec]:
+        return self._shared.specs.get(self._spec_key(options))
 
-    def _describe_call(self, options: _Options) -> PredictCall:
+    @staticmethod
+    def _describe_call(options: _Options) -> PredictCall:
         return PredictCall(
             model=options.model.with_signature(SIGNATURE_DESCRIBE),
             inputs={INPUT_DESCRIBE: Tensor("int32", (1,), [0])},
@@ -364,16 +459,21 @@ class _BaseClient:
             output_filter=DESCRIBE_OUTPUTS,
         )
 
-    def _remember_spec(self, options: _Options, spec: CaptchaSpec) -> CaptchaSpec:
-        with self._shared.lock:
-            return self._shared.specs.setdefault(self._spec_key(options), spec)
-
-    def _spec_from_failure(self, options: _Options, error: RequestRejectedError) -> CaptchaSpec:
-        """A model without a ``describe`` signature is the reference model."""
-        logger.debug(
-            "shixin_client: %s has no describe signature (%s); using DEFAULT_SPEC", options.model.name, error
-        )
-        return self._remember_spec(options, DEFAULT_SPEC)
+    def _learn_spec(
+        self, options: _Options, answer: Union[Mapping[str, TensorLike], RequestRejectedError]
+    ) -> CaptchaSpec:
+        """Remember the spec the describe call gave; a model that has no such signature
+        (its call rejected) is the reference model."""
+        if isinstance(answer, RequestRejectedError):
+            logger.debug(
+                "shixin_client: %s has no describe signature (%s); using DEFAULT_SPEC",
+                options.model.name,
+                answer,
+            )
+            spec = DEFAULT_SPEC
+        else:
+            spec = spec_from_describe(answer)
+        return self._shared.specs.setdefault(self._spec_key(options), spec)
 
     # Requests.
     @staticmethod
@@ -391,38 +491,23 @@ class _BaseClient:
         batch_size: Optional[int],
         return_exceptions: bool,
     ) -> BatchPlan[Prediction]:
-        if options.sends_floats:
-
-            def encode(item: Item) -> Any:
-                return preprocess(item.image, spec, name=item.name, limits=options.image_limits)
-
-        else:
-
-            def encode(item: Item) -> Any:
-                return wire_bytes(item.image, spec, name=item.name, limits=options.image_limits)
-
-        size = options.batch_size if batch_size is None else batch_size
-        return BatchPlan(expand(images), encode, size, return_exceptions=return_exceptions)
-
-    @staticmethod
-    def _check_features(options: _Options, with_softmax: bool) -> None:
-        """Refuse what needs numpy up front, before any request, when numpy is missing."""
-        if options.sends_floats:
-            require_numpy(f"float tensors (float_input=True, the {SIGNATURE_FLOAT!r} signature)")
-        if options.beam_width is not None:
-            require_numpy("beam search (beam_width)")
-        if with_softmax:
-            require_numpy("softmax arrays (with_softmax=True)")
-
-    @staticmethod
-    def _check_alphabet(options: _Options, spec: CaptchaSpec) -> None:
-        """An alphabet the model cannot read is refused before any image is sent."""
+        """Every image encoded for the payload and grouped into requests; an alphabet the
+        model cannot read is refused here, before any image is sent."""
         if options.alphabet is not None:
             alphabet_classes(spec, options.alphabet)
+        encode = preprocess if options.payload == "tensor" else wire_bytes
+        limits = options.image_limits
 
-    def _predict_call(self, batch: Batch, options: _Options) -> PredictCall:
+        def encoded(item: Item) -> Any:
+            return encode(item.image, spec, name=item.name, limits=limits)
+
+        size = options.batch_size if batch_size is None else batch_size
+        return BatchPlan(expand(images), encoded, size, return_exceptions=return_exceptions)
+
+    @staticmethod
+    def _predict_call(batch: Batch, options: _Options) -> PredictCall:
         inputs: dict[str, TensorLike]
-        if options.sends_floats:
+        if options.payload == "tensor":
             inputs = {INPUT_FLOAT: require_numpy("float tensors").stack(batch.encoded)}
         else:
             inputs = {INPUT_BYTES: Tensor.strings(batch.encoded)}
@@ -433,13 +518,9 @@ class _BaseClient:
             output_filter=(OUTPUT_SOFTMAX,),
         )
 
+    @staticmethod
     def _finish(
-        self,
-        outputs: Mapping[str, TensorLike],
-        batch: Batch,
-        options: _Options,
-        spec: CaptchaSpec,
-        keep: bool,
+        outputs: Mapping[str, TensorLike], batch: Batch, options: _Options, spec: CaptchaSpec, keep: bool
     ) -> list[Prediction]:
         """Softmax rows -> Predictions, after checking the answer fits exactly what was sent."""
         softmax = outputs.get(OUTPUT_SOFTMAX)
@@ -447,17 +528,13 @@ class _BaseClient:
             softmax = next(iter(outputs.values()))
         if softmax is None:
             raise BadResponseError(f"the answer has no {OUTPUT_SOFTMAX!r} output, only {sorted(outputs)}")
-        expected = (len(batch.indices), spec.time_steps, spec.num_classes)
-        floats = (
-            softmax.dtype.startswith("float") if isinstance(softmax, Tensor) else softmax.dtype.kind == "f"
-        )
-        if softmax.ndim != 3 or not floats or softmax.shape[0] != expected[0]:
-            raise BadResponseError(
-                f"sent {expected[0]} image(s) but got a {softmax.dtype} softmax of shape {softmax.shape}, "
-                f"expecting {list(expected)}"
-            )
-        return to_predictions(
-            softmax, spec, beam_width=options.beam_width, keep_softmax=keep, alphabet=options.alphabet
+        return predictions(
+            softmax,
+            spec,
+            beam_width=options.beam_width,
+            keep_softmax=keep,
+            alphabet=options.alphabet,
+            rows=len(batch.indices),
         )
 
     @staticmethod
@@ -474,110 +551,17 @@ class _BaseClient:
         )
 
 
-def _header_dict(headers: HeaderTypes) -> Union[Headers, dict[str, str], None]:
-    return headers if headers is None or isinstance(headers, Headers) else dict(headers)
-
-
-def _make_transport(
-    server: Optional[ServerTypes], tls: Optional[TLSConfig], headers: Headers, asynchronous: bool
-) -> Any:
-    server = server if server is not None else server_from_env()
-    if server is None:
-        raise ValueError("no server: pass a URL, set $SHIXIN_SERVER, or use ShixinClient.local()")
-    kind, addresses, secure = parse_server(server)
-    if kind == "rest":
-        from ._transports.rest import AsyncRestTransport, RestTransport
-
-        rest = AsyncRestTransport if asynchronous else RestTransport
-        return rest(addresses, tls=tls, headers=headers)
-    try:
-        from ._transports import grpc as grpc_transport
-    except ImportError as exc:
-        raise MissingDependencyError("the gRPC transport", "grpc") from exc
-    grpc_class = grpc_transport.AsyncGrpcTransport if asynchronous else grpc_transport.GrpcTransport
-    return grpc_class(addresses[0], tls=tls, secure=secure, headers=headers)
-
-
-_NO_HEADERS = Headers()
-_DEFAULT_TIMEOUT = Timeout()
-_DEFAULT_RETRY = RetryPolicy()
-
-
 class ShixinClient(_BaseClient):
-    """Recognise captchas on a TF Serving model over REST (``http(s)://``) or gRPC (``grpc(s)://``).
+    """Recognise captchas on a TF Serving model over REST (``http(s)://``) or gRPC
+    (``grpc(s)://``), or on the embedded model (:meth:`local`).
 
     One connection pool (or gRPC channel) per client, safe to share between threads;
     ``with_options`` copies share it. Transient failures are retried with backoff.
     """
 
+    _transport_type = SyncTransport
+    _asynchronous = False
     _sleep: Callable[[float], None] = staticmethod(time.sleep)
-
-    def __init__(
-        self,
-        server: Optional[ServerTypes] = None,
-        *,
-        model: ModelTypes = DEFAULT_MODEL_NAME,
-        version: Optional[int] = None,
-        label: Optional[str] = None,
-        signature: Optional[str] = None,
-        float_input: bool = False,
-        timeout: TimeoutTypes = _DEFAULT_TIMEOUT,
-        retry: RetryTypes = _DEFAULT_RETRY,
-        tls: Optional[TLSConfig] = None,
-        headers: HeaderTypes = _NO_HEADERS,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        beam_width: Optional[int] = None,
-        alphabet: Optional[str] = None,
-        image_limits: ImageLimits = DEFAULT_LIMITS,
-        transport: Optional[SyncTransport] = None,
-    ) -> None:
-        self._setup(
-            server,
-            transport,
-            SyncTransport,
-            False,
-            model=model,
-            version=version,
-            label=label,
-            signature=signature,
-            float_input=float_input,
-            timeout=timeout,
-            retry=retry,
-            tls=tls,
-            headers=headers,
-            batch_size=batch_size,
-            beam_width=beam_width,
-            image_limits=image_limits,
-            alphabet=alphabet,
-        )
-
-    @classmethod
-    def local(
-        cls,
-        model_path: Optional[Path] = None,
-        *,
-        threads: Optional[int] = None,
-        int8: bool = True,
-        **options: Unpack[ClientOptions],
-    ) -> ShixinClient:
-        """A client on the embedded LiteRT model (the ``[local]`` extra): no server, no network.
-
-        It sends float tensors by default: with no wire to save, encoding each picture as
-        a PNG only for the transport to decode it again would double the work. ``threads``
-        is LiteRT's thread count for batches (default: every core, up to 4; one image at a
-        time runs on one thread). ``int8`` runs the model's
-        int8 companion first where there is one (the shipped model has): about twice as
-        fast, with the float model reading whatever the companion is unsure of, so the
-        strings stay the float model's; ``int8=False`` runs only the float model.
-        """
-        from ._transports.local import LocalTransport
-
-        transport = LocalTransport(model_path, threads, int8)
-        return cls(transport=transport, float_input=True)._copy_with(options)
-
-    def with_options(self, **changes: Unpack[ClientOptions]) -> ShixinClient:
-        """A copy with some options changed, sharing this client's connections, budget and specs."""
-        return self._copy_with(changes)
 
     def recognize(self, image: ImageInput, **options: Unpack[CallOptions]) -> str:
         return self.predict(image, **options).text
@@ -652,16 +636,16 @@ class ShixinClient(_BaseClient):
         return self._predict_many(images, batch_size, return_exceptions, with_softmax, options)
 
     def status(self, **options: Unpack[CallOptions]) -> ModelStatus:
-        opts = self._options.merge(options)
-        return self._send(lambda: self._shared.transport.status(opts.model, opts.timeout))
+        opts = self._call_options(options)
+        return self._send(opts, self._shared.transport.status, opts.model, opts.timeout)
 
     def metadata(self, **options: Unpack[CallOptions]) -> ModelMetadata:
-        opts = self._options.merge(options)
-        return self._send(lambda: self._shared.transport.metadata(opts.model, opts.timeout))
+        opts = self._call_options(options)
+        return self._send(opts, self._shared.transport.metadata, opts.model, opts.timeout)
 
     def ready(self, **options: Unpack[CallOptions]) -> bool:
         """Whether some version of the model is AVAILABLE now; one attempt, no retries."""
-        opts = self._options.merge(options)
+        opts = self._call_options(options)
         try:
             return bool(self._shared.transport.status(opts.model, opts.timeout).ready)
         except ShixinError as exc:
@@ -669,7 +653,7 @@ class ShixinClient(_BaseClient):
                 return False
             raise
 
-    def wait_until_ready(self, timeout: float = 60.0) -> None:
+    def wait_until_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
         """Block until :meth:`ready`; ShixinTimeoutError after ``timeout`` seconds."""
         start = time.monotonic()
         while not self.ready():
@@ -677,13 +661,9 @@ class ShixinClient(_BaseClient):
                 raise self._not_ready(time.monotonic() - start)
             self._sleep(READY_POLL_INTERVAL)
 
-    @property
-    def spec(self) -> CaptchaSpec:
-        """The model's CaptchaSpec: its ``describe`` signature's answer, else DEFAULT_SPEC."""
-        return self._spec(self._options)
-
     def get_spec(self, **options: Unpack[CallOptions]) -> CaptchaSpec:
-        return self._spec(self._options.merge(options))
+        """The model's CaptchaSpec: its ``describe`` signature's answer (fetched once), else DEFAULT_SPEC."""
+        return self._spec(self._call_options(options))
 
     def close(self) -> None:
         self._shared.transport.close()
@@ -702,38 +682,41 @@ class ShixinClient(_BaseClient):
         with_softmax: bool,
         options: Mapping[str, Any],
     ) -> list[Result[Prediction]]:
-        opts = self._options.merge(options)
-        self._check_features(opts, with_softmax)
+        opts = self._call_options(options, with_softmax)
         spec = self._spec(opts)
-        self._check_alphabet(opts, spec)
         plan = self._plan(images, opts, spec, batch_size, return_exceptions)
         for batch in plan.batches:
-            call = self._predict_call(batch, opts)
             try:
-                outputs = self._send(partial(self._shared.transport.predict, call))
+                outputs = self._send(opts, self._shared.transport.predict, self._predict_call(batch, opts))
                 plan.fill(batch, self._finish(outputs, batch, opts, spec, with_softmax))
             except ShixinError as exc:
                 plan.fail(batch, exc)
         return plan.results()
 
     def _spec(self, options: _Options) -> CaptchaSpec:
-        cached = self._cached_spec(options)
-        if cached is not None:
-            return cached
-        try:
-            outputs = self._send(lambda: self._shared.transport.predict(self._describe_call(options)))
-        except RequestRejectedError as exc:
-            return self._spec_from_failure(options, exc)
-        return self._remember_spec(options, spec_from_describe(outputs))
+        spec = self._known_spec(options)
+        if spec is None:
+            with self._shared.fetch_lock(self._spec_key(options), threading.Lock):
+                spec = self._known_spec(options)
+                if spec is None:
+                    answer: Union[Mapping[str, TensorLike], RequestRejectedError]
+                    try:
+                        answer = self._send(
+                            options, self._shared.transport.predict, self._describe_call(options)
+                        )
+                    except RequestRejectedError as exc:
+                        answer = exc
+                    spec = self._learn_spec(options, answer)
+        return spec
 
-    def _send(self, request: Callable[[], T]) -> T:
-        self._shared.budget.record_request()
+    def _send(self, options: _Options, method: Callable[..., T], *args: Any) -> T:
+        budget = self._budget(options)
         attempt = 0
         while True:
             try:
-                return request()
+                return method(*args)
             except ShixinError as exc:
-                delay = self._retry_delay(exc, attempt)
+                delay = self._retry_delay(options, budget, exc, attempt)
                 if delay is None:
                     raise
             self._sleep(delay)
@@ -741,70 +724,12 @@ class ShixinClient(_BaseClient):
 
 
 class AsyncShixinClient(_BaseClient):
-    """The asyncio twin of :class:`ShixinClient`: the same options, methods and results.
+    """The asyncio twin of :class:`ShixinClient`: the same constructor, options, methods and
+    results, each method a coroutine (``httpx`` for REST, ``grpc.aio`` for gRPC)."""
 
-    ``spec`` is known once a call has fetched it; ``await client.get_spec()`` fetches it.
-    """
-
+    _transport_type = AsyncTransport
+    _asynchronous = True
     _sleep: Callable[[float], Awaitable[None]] = staticmethod(asyncio.sleep)
-
-    def __init__(
-        self,
-        server: Optional[ServerTypes] = None,
-        *,
-        model: ModelTypes = DEFAULT_MODEL_NAME,
-        version: Optional[int] = None,
-        label: Optional[str] = None,
-        signature: Optional[str] = None,
-        float_input: bool = False,
-        timeout: TimeoutTypes = _DEFAULT_TIMEOUT,
-        retry: RetryTypes = _DEFAULT_RETRY,
-        tls: Optional[TLSConfig] = None,
-        headers: HeaderTypes = _NO_HEADERS,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        beam_width: Optional[int] = None,
-        alphabet: Optional[str] = None,
-        image_limits: ImageLimits = DEFAULT_LIMITS,
-        transport: Optional[AsyncTransport] = None,
-    ) -> None:
-        self._setup(
-            server,
-            transport,
-            AsyncTransport,
-            True,
-            model=model,
-            version=version,
-            label=label,
-            signature=signature,
-            float_input=float_input,
-            timeout=timeout,
-            retry=retry,
-            tls=tls,
-            headers=headers,
-            batch_size=batch_size,
-            beam_width=beam_width,
-            image_limits=image_limits,
-            alphabet=alphabet,
-        )
-
-    @classmethod
-    def local(
-        cls,
-        model_path: Optional[Path] = None,
-        *,
-        threads: Optional[int] = None,
-        int8: bool = True,
-        **options: Unpack[ClientOptions],
-    ) -> AsyncShixinClient:
-        """The embedded model (see :meth:`ShixinClient.local`); each inference runs in a worker
-        thread, off the event loop."""
-        from ._transports.local import LocalTransport, ThreadedAsyncTransport
-
-        transport = ThreadedAsyncTransport(LocalTransport(model_path, threads, int8))
-        return cls(transport=transport, float_input=True)._copy_with(options)
-
-    def with_options(self, **changes: Unpack[ClientOptions]) -> AsyncShixinClient:
-        return self._copy_with(changes)
 
     async def recognize(self, image: ImageInput, **options: Unpack[CallOptions]) -> str:
         return (await self.predict(image, **options)).text
@@ -874,15 +799,15 @@ class AsyncShixinClient(_BaseClient):
         return await self._predict_many(images, batch_size, return_exceptions, with_softmax, options)
 
     async def status(self, **options: Unpack[CallOptions]) -> ModelStatus:
-        opts = self._options.merge(options)
-        return await self._send(lambda: self._shared.transport.status(opts.model, opts.timeout))
+        opts = self._call_options(options)
+        return await self._send(opts, self._shared.transport.status, opts.model, opts.timeout)
 
     async def metadata(self, **options: Unpack[CallOptions]) -> ModelMetadata:
-        opts = self._options.merge(options)
-        return await self._send(lambda: self._shared.transport.metadata(opts.model, opts.timeout))
+        opts = self._call_options(options)
+        return await self._send(opts, self._shared.transport.metadata, opts.model, opts.timeout)
 
     async def ready(self, **options: Unpack[CallOptions]) -> bool:
-        opts = self._options.merge(options)
+        opts = self._call_options(options)
         try:
             return bool((await self._shared.transport.status(opts.model, opts.timeout)).ready)
         except ShixinError as exc:
@@ -890,26 +815,18 @@ class AsyncShixinClient(_BaseClient):
                 return False
             raise
 
-    async def wait_until_ready(self, timeout: float = 60.0) -> None:
+    async def wait_until_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
         start = time.monotonic()
         while not await self.ready():
             if time.monotonic() - start >= timeout:
                 raise self._not_ready(time.monotonic() - start)
             await self._sleep(READY_POLL_INTERVAL)
 
-    @property
-    def spec(self) -> CaptchaSpec:
-        """The model's CaptchaSpec once fetched (by any call, or ``await get_spec()``)."""
-        cached = self._cached_spec(self._options)
-        if cached is None:
-            raise RuntimeError("the async client's spec is not fetched yet: use `await client.get_spec()`")
-        return cached
-
     async def get_spec(self, **options: Unpack[CallOptions]) -> CaptchaSpec:
-        return await self._spec(self._options.merge(options))
+        return await self._spec(self._call_options(options))
 
     async def aclose(self) -> None:
-        await self._shared.transport.close()
+        await self._shared.transport.aclose()
 
     async def __aenter__(self) -> AsyncShixinClient:
         return self
@@ -925,38 +842,43 @@ class AsyncShixinClient(_BaseClient):
         with_softmax: bool,
         options: Mapping[str, Any],
     ) -> list[Result[Prediction]]:
-        opts = self._options.merge(options)
-        self._check_features(opts, with_softmax)
+        opts = self._call_options(options, with_softmax)
         spec = await self._spec(opts)
-        self._check_alphabet(opts, spec)
         plan = self._plan(images, opts, spec, batch_size, return_exceptions)
         for batch in plan.batches:
-            call = self._predict_call(batch, opts)
             try:
-                outputs = await self._send(partial(self._shared.transport.predict, call))
+                outputs = await self._send(
+                    opts, self._shared.transport.predict, self._predict_call(batch, opts)
+                )
                 plan.fill(batch, self._finish(outputs, batch, opts, spec, with_softmax))
             except ShixinError as exc:
                 plan.fail(batch, exc)
         return plan.results()
 
     async def _spec(self, options: _Options) -> CaptchaSpec:
-        cached = self._cached_spec(options)
-        if cached is not None:
-            return cached
-        try:
-            outputs = await self._send(lambda: self._shared.transport.predict(self._describe_call(options)))
-        except RequestRejectedError as exc:
-            return self._spec_from_failure(options, exc)
-        return self._remember_spec(options, spec_from_describe(outputs))
+        spec = self._known_spec(options)
+        if spec is None:
+            async with self._shared.fetch_lock(self._spec_key(options), asyncio.Lock):
+                spec = self._known_spec(options)
+                if spec is None:
+                    answer: Union[Mapping[str, TensorLike], RequestRejectedError]
+                    try:
+                        answer = await self._send(
+                            options, self._shared.transport.predict, self._describe_call(options)
+                        )
+                    except RequestRejectedError as exc:
+                        answer = exc
+                    spec = self._learn_spec(options, answer)
+        return spec
 
-    async def _send(self, request: Callable[[], Awaitable[T]]) -> T:
-        self._shared.budget.record_request()
+    async def _send(self, options: _Options, method: Callable[..., Awaitable[T]], *args: Any) -> T:
+        budget = self._budget(options)
         attempt = 0
         while True:
             try:
-                return await request()
+                return await method(*args)
             except ShixinError as exc:
-                delay = self._retry_delay(exc, attempt)
+                delay = self._retry_delay(options, budget, exc, attempt)
                 if delay is None:
                     raise
             await self._sleep(delay)

@@ -2,7 +2,8 @@
 
 ``None`` always means "not sent" (never 0: for TF Serving version 0 is a real number).
 Public signatures accept shorthands (``timeout=5.0``, ``model="shixin"``); the client
-normalises them once with the ``*.coerce`` helpers below.
+normalises them once with the ``*.coerce`` helpers below. A value that cannot be used is
+an :class:`InvalidInputError` (a ``ValueError`` too) naming the option.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Final, Optional, Union
 
+from ._exceptions import InvalidInputError
 from ._spec import DEFAULT_MODEL_NAME
+
+if TYPE_CHECKING:
+    from ._types import HeaderTypes, RetryTypes, TimeoutTypes
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
@@ -20,33 +25,71 @@ DEFAULT_MAX_RETRIES = 2
 DEFAULT_INITIAL_RETRY_DELAY = 0.2
 DEFAULT_MAX_RETRY_DELAY = 5.0
 DEFAULT_RETRY_BUDGET = 0.2
+#: The retry budget remembers this many requests' worth of deposits, so a long healthy
+#: spell cannot save up an unbounded burst of retries for the next outage.
+RETRY_BUDGET_WINDOW_REQUESTS = 100
 #: Images per request in recognize_many; TF Serving's REST parser has no limit, but
 #: smaller requests keep latency even and stay far under gRPC's message limits.
 DEFAULT_BATCH_SIZE = 64
+#: Beam width of beam search when it is asked for without one (``decode_softmax``).
+DEFAULT_BEAM_WIDTH = 16
+#: What is sent by default: the image file to ``serving_bytes`` (about 450 bytes a captcha).
+DEFAULT_PAYLOAD: Final = "image"
+#: What the embedded model is sent by default: the float tensor (no wire to save, and
+#: encoding a PNG only for LiteRT to decode it again would double the work).
+DEFAULT_LOCAL_PAYLOAD: Final = "tensor"
+#: REST connections kept per replica: enough for a thread pool hammering one client.
+DEFAULT_POOL_SIZE = 64
 #: gRPC message limit raised on both directions (TF Serving allows 2 GiB - 1, §2).
 GRPC_MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+#: Bounds of the gRPC channel's reconnect backoff, in ms: (first, longest). gRPC's own
+#: grows towards 120 s, so a client would keep failing long after a restarted server is back.
+GRPC_RECONNECT_BACKOFF_MS = (100, 1000)
+#: How long wait_until_ready waits unless told, and how often it asks, in seconds.
+DEFAULT_READY_TIMEOUT = 60.0
+READY_POLL_INTERVAL = 0.5
+#: The embedded model's thread count for batches is every core up to this many (past 4
+#: the model is too small to gain; ddddocr's onnxruntime takes every core by default).
+DEFAULT_MAX_LOCAL_THREADS = 4
 #: Environment variable read by :func:`server_from_env` (client and CLI alike).
 SERVER_ENV = "SHIXIN_SERVER"
 
 
+def positive_int(option: str, value: object) -> None:
+    """Refuse anything but a positive int (bools included) for ``option``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(option, f"must be a positive int, got {value!r}")
+
+
+def _positive_or_none(option: str, value: object) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+    ):
+        raise InvalidInputError(option, f"must be a positive number of seconds or None, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Timeout:
-    """Connect and read deadlines in seconds; ``None`` disables one."""
+    """How long a call may wait, in seconds; ``None`` disables a bound.
+
+    ``connect`` bounds making the connection and ``read`` every wait for the server: for
+    its answer to begin, then for each further part of it. Whatever the time is spent on,
+    a call ends within :attr:`total`, ``connect + read``. gRPC has a single deadline per
+    call, so over gRPC ``total`` is the one bound; over REST each step is bounded on its
+    own as well. ``timeout=5`` is ``Timeout(5, 5)``: a call ends within 10 s on either
+    transport. Each attempt of a retried call has its own ``total``.
+    """
 
     connect: Optional[float] = DEFAULT_CONNECT_TIMEOUT
     read: Optional[float] = DEFAULT_READ_TIMEOUT
 
     def __post_init__(self) -> None:
-        for name in ("connect", "read"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(
-                    f"Timeout.{name} must be a positive number of seconds or None, got {value!r}"
-                )
+        _positive_or_none("Timeout.connect", self.connect)
+        _positive_or_none("Timeout.read", self.read)
 
     @property
     def total(self) -> Optional[float]:
-        """One deadline for transports that have only one (gRPC)."""
+        """The bound on a whole call, ``connect + read``; None when either bound is off."""
         if self.connect is None or self.read is None:
             return None
         return self.connect + self.read
@@ -59,18 +102,20 @@ class Timeout:
             return cls(None, None)
         if isinstance(value, tuple):
             return cls(*value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidInputError(
+                "timeout", f"must be seconds, a (connect, read) pair or a Timeout, got {value!r}"
+            )
         return cls(float(value), float(value))
-
-
-TimeoutTypes = Union[Timeout, float, int, "tuple[Optional[float], Optional[float]]", None]
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """Retries for transient failures only, with exponential backoff and full jitter.
 
-    ``budget`` caps retries at that fraction of all requests this client has sent
-    (plus ``max_retries`` to get started), so a dead server is not hammered.
+    ``budget`` caps retries at that fraction of all requests sent under this policy by
+    a client and its ``with_options`` copies (plus ``max_retries`` to get started), so a
+    dead server is not hammered.
     """
 
     max_retries: int = DEFAULT_MAX_RETRIES
@@ -79,18 +124,28 @@ class RetryPolicy:
     budget: float = DEFAULT_RETRY_BUDGET
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError("RetryPolicy.max_retries must be >= 0")
+        if (
+            isinstance(self.max_retries, bool)
+            or not isinstance(self.max_retries, int)
+            or self.max_retries < 0
+        ):
+            raise InvalidInputError(
+                "RetryPolicy.max_retries", f"must be an int >= 0, got {self.max_retries!r}"
+            )
         if self.initial_delay < 0 or self.max_delay < self.initial_delay:
-            raise ValueError("RetryPolicy needs 0 <= initial_delay <= max_delay")
+            raise InvalidInputError("RetryPolicy", "needs 0 <= initial_delay <= max_delay")
         if self.budget < 0:
-            raise ValueError("RetryPolicy.budget must be >= 0")
+            raise InvalidInputError("RetryPolicy.budget", f"must be >= 0, got {self.budget!r}")
 
     @classmethod
-    def coerce(cls, value: Union[RetryPolicy, int, None]) -> RetryPolicy:
+    def coerce(cls, value: RetryTypes) -> RetryPolicy:
         if isinstance(value, RetryPolicy):
             return value
-        return cls(max_retries=0 if value is None else int(value))
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidInputError(
+                "retry", f"must be a number of retries, a RetryPolicy or None, got {value!r}"
+            )
+        return cls(max_retries=0 if value is None else value)
 
 
 @dataclass(frozen=True)
@@ -107,11 +162,11 @@ class TLSConfig:
 
     def __post_init__(self) -> None:
         if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("TLSConfig needs both cert_file and key_file for mTLS, or neither")
+            raise InvalidInputError("TLSConfig", "needs both cert_file and key_file for mTLS, or neither")
         for name in ("ca_file", "cert_file", "key_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
-                raise ValueError(f"TLSConfig.{name}: no such file {path!r}")
+                raise InvalidInputError(f"TLSConfig.{name}", f"no such file {path!r}")
 
     def read(self, name: str) -> Optional[bytes]:
         path = getattr(self, name)
@@ -129,11 +184,13 @@ class ModelRef:
 
     def __post_init__(self) -> None:
         if not self.name:
-            raise ValueError("ModelRef.name must not be empty")
+            raise InvalidInputError("model", "the model name must not be empty")
         if self.version is not None and self.label is not None:
-            raise ValueError("give a model version or a version label, not both")
-        if self.version is not None and (isinstance(self.version, bool) or int(self.version) < 0):
-            raise ValueError(f"ModelRef.version must be a non-negative int, got {self.version!r}")
+            raise InvalidInputError("version", "give a model version or a version label, not both")
+        if self.version is not None and (
+            isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0
+        ):
+            raise InvalidInputError("version", f"must be a non-negative int, got {self.version!r}")
 
     def with_signature(self, signature: str) -> ModelRef:
         return replace(self, signature=signature)
@@ -161,10 +218,30 @@ class Headers:
         return f"Headers({', '.join(f'{k}=<redacted>' for k, _ in self.items)})"
 
     @classmethod
-    def coerce(cls, value: Union[Headers, dict[str, str], None]) -> Headers:
+    def coerce(cls, value: HeaderTypes) -> Headers:
         if isinstance(value, Headers):
             return value
         return cls(tuple((str(k), str(v)) for k, v in (value or {}).items()))
 
     def as_dict(self) -> dict[str, str]:
         return dict(self.items)
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Bounds that protect the client from hostile or absurd images."""
+
+    max_pixels: int = 16_000_000
+    max_bytes: int = 20 * 1024 * 1024
+    min_width: int = 16
+    min_height: int = 8
+
+    def __post_init__(self) -> None:
+        if self.max_pixels <= 0 or self.max_bytes <= 0:
+            raise InvalidInputError("ImageLimits", "max_pixels and max_bytes must be positive")
+
+
+DEFAULT_TIMEOUT = Timeout()
+DEFAULT_RETRY = RetryPolicy()
+NO_HEADERS = Headers()
+DEFAULT_LIMITS = ImageLimits()

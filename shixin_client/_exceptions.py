@@ -3,7 +3,7 @@
 ::
 
     ShixinError
-    ├── InvalidInputError(ShixinError, ValueError)          bad input, found on the client
+    ├── InvalidInputError(ShixinError, ValueError)          a bad image or option, found on the client
     ├── ShixinConnectionError(ShixinError, ConnectionError)  refused, reset, DNS, TLS handshake
     │   └── ShixinTimeoutError(ShixinConnectionError, TimeoutError)
     ├── ServerError                                           the server said no
@@ -11,7 +11,8 @@
     │   ├── RequestRejectedError     400 / INVALID_ARGUMENT, FAILED_PRECONDITION, ...
     │   └── ServerUnavailableError   503 / UNAVAILABLE, 429 / RESOURCE_EXHAUSTED (retried)
     ├── BadResponseError              an answer that is not what the model promised
-    └── MissingDependencyError(ShixinError, ImportError)     an optional extra is missing
+    ├── MissingDependencyError(ShixinError, ImportError)     an optional extra is missing
+    └── UsageError(ShixinError, RuntimeError)     the client used in a way it does not support
 
 Builtins are mixed in so that ``except TimeoutError`` keeps working next to
 ``except ShixinError``. This module imports no transport library: mapping a library's
@@ -23,51 +24,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Optional
 
-# docs/tf-serving-compat.md §1.8: the REST status for each TF status name.
-HTTP_STATUS_BY_CODE: dict[str, int] = {
-    "OK": 200,
-    "CANCELLED": 499,
-    "UNKNOWN": 500,
-    "INVALID_ARGUMENT": 400,
-    "DEADLINE_EXCEEDED": 504,
-    "NOT_FOUND": 404,
-    "ALREADY_EXISTS": 409,
-    "PERMISSION_DENIED": 403,
-    "RESOURCE_EXHAUSTED": 429,
-    "FAILED_PRECONDITION": 400,
-    "ABORTED": 409,
-    "OUT_OF_RANGE": 400,
-    "UNIMPLEMENTED": 501,
-    "INTERNAL": 500,
-    "UNAVAILABLE": 503,
-    "DATA_LOSS": 500,
-    "UNAUTHENTICATED": 401,
-}
-
-# The reverse direction is ambiguous (400 has three names); pick the common one.
-CODE_BY_HTTP_STATUS: dict[int, str] = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    500: "INTERNAL",
-    501: "UNIMPLEMENTED",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-
 
 class ShixinError(Exception):
     """Base class of every error raised by shixin_client."""
 
 
 class InvalidInputError(ShixinError, ValueError):
-    """The input cannot be recognised; found before anything was sent.
+    """An image or an option the client cannot use; found before anything was sent.
 
-    ``input`` names the offending item (a path, ``bytes[123]``, ``item 3``...).
+    ``input`` names the offending item or option (a path, ``bytes[123]``, ``item 3``,
+    ``timeout``, ``alphabet``...) and ``problem`` says what is wrong with it.
     """
 
     def __init__(self, input_name: str, problem: str) -> None:
@@ -131,10 +97,22 @@ class BadResponseError(ShixinError):
 
 
 class MissingDependencyError(ShixinError, ImportError):
-    """An optional dependency is not installed; the message gives the pip command."""
+    """An optional dependency is not installed; the message gives the pip command.
+
+    ``extra`` is the name of the extra that brings it (``numpy``, ``grpc``, ``async``, ``local``).
+    """
 
     def __init__(self, feature: str, extra: str) -> None:
-        super().__init__(f"{feature} needs the [{extra}] extra: pip install 'shixin-client[{extra}]'")
+        self.extra = extra
+        super().__init__(f'{feature} needs the [{extra}] extra: pip install "shixin-client[{extra}]"')
+
+
+class UsageError(ShixinError, RuntimeError):
+    """The client was used in a way it does not support, whatever the server does.
+
+    A spec read before any call fetched it, a closed client, an async client moved to
+    another event loop: the message says what to do instead.
+    """
 
 
 def require_numpy(feature: str) -> ModuleType:

@@ -32,13 +32,13 @@ import sys
 import warnings
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union
 
 from PIL import Image, ImageMath, ImageOps, UnidentifiedImageError
 
+from ._config import DEFAULT_LIMITS, ImageLimits
 from ._exceptions import InvalidInputError, require_numpy
 from ._spec import DEFAULT_SPEC, CaptchaSpec
 
@@ -74,23 +74,6 @@ def is_ndarray(value: object) -> bool:
     """Whether ``value`` is a numpy array, without importing numpy (no numpy, no arrays)."""
     numpy = sys.modules.get("numpy")
     return numpy is not None and isinstance(value, numpy.ndarray)
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    """Bounds that protect the client from hostile or absurd images."""
-
-    max_pixels: int = 16_000_000
-    max_bytes: int = 20 * 1024 * 1024
-    min_width: int = 16
-    min_height: int = 8
-
-    def __post_init__(self) -> None:
-        if self.max_pixels <= 0 or self.max_bytes <= 0:
-            raise ValueError("ImageLimits.max_pixels and max_bytes must be positive")
-
-
-DEFAULT_LIMITS = ImageLimits()
 
 
 def input_name(image: object, index: int | None = None) -> str:
@@ -370,7 +353,7 @@ def preprocess(
     limits: ImageLimits = DEFAULT_LIMITS,
 ) -> np.ndarray:
     """The model input for one image: float32 [spec.height, spec.width, 1] in {0, 1} (needs numpy)."""
-    numpy = require_numpy("float tensors (preprocess, float_input=True)")
+    numpy = require_numpy('float tensors (preprocess, payload="tensor")')
     binary = binary_picture(image, spec, name=name, limits=limits)
     tensor: np.ndarray = numpy.asarray(binary).astype(numpy.float32)[:, :, None]
     return tensor

@@ -17,12 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Optional
 
-from ._config import RetryPolicy
+from ._config import RETRY_BUDGET_WINDOW_REQUESTS, RetryPolicy
 from ._exceptions import ServerError, ServerUnavailableError, ShixinConnectionError, ShixinTimeoutError
-
-#: The budget remembers this many requests' worth of deposits, so a long healthy
-#: spell cannot save up an unbounded burst of retries for the next outage.
-BUDGET_WINDOW_REQUESTS = 100
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -75,16 +71,17 @@ def retry_delay(
 
 
 class RetryBudget:
-    """A token bucket shared by one client and its ``with_options`` copies (thread-safe).
+    """A token bucket for one RetryPolicy, shared by a client and its ``with_options``
+    copies that use that policy (thread-safe).
 
     It starts with ``max_retries`` tokens, each request adds ``budget`` tokens (up to
-    :data:`BUDGET_WINDOW_REQUESTS` requests' worth on top of the start), and each retry
-    spends one. So over time retries stay under ``budget`` times the requests sent.
+    :data:`RETRY_BUDGET_WINDOW_REQUESTS` requests' worth on top of the start), and each
+    retry spends one. So over time retries stay under ``budget`` times the requests sent.
     """
 
     def __init__(self, policy: RetryPolicy) -> None:
         self._ratio = policy.budget
-        self._capacity = policy.max_retries + policy.budget * BUDGET_WINDOW_REQUESTS
+        self._capacity = policy.max_retries + policy.budget * RETRY_BUDGET_WINDOW_REQUESTS
         self._tokens = float(policy.max_retries)
         self._lock = threading.Lock()
 

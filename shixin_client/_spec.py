@@ -1,7 +1,9 @@
 """Model facts: the one place that says what the captcha model reads and emits.
 
 Training, export, the local server and the client all import these names, so the
-alphabet, blank index, label length, image size and wire names can never drift apart.
+alphabet, blank index, label length, image size, wire names and file names can never
+drift apart: with ``_images`` (the one preprocessing) this is one of the two SDK modules
+shared on purpose with the project's other packages, besides the public API.
 A served model may describe itself differently (see the ``describe`` signature);
 :class:`CaptchaSpec` is the shape that description takes, and :data:`DEFAULT_SPEC`
 is the reference model's, used when a model says nothing.
@@ -10,6 +12,9 @@ is the reference model's, used when a model says nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from ._exceptions import InvalidInputError
 
 #: Classes 0..35 of the reference model, in output order. Labels are case-insensitive.
 CHARSET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -46,6 +51,29 @@ INPUT_DESCRIBE = "batch"
 OUTPUT_SOFTMAX = "out_dense"
 DESCRIBE_OUTPUTS = ("charset", "blank_index", "label_length", "height", "width", "time_steps")
 
+# The embedded model's files (export/ writes them, the embedded transport reads them): the
+# LiteRT model, its companions beside it, and the spec that describe would give.
+SPEC_FILE = "spec.json"
+
+
+def single_image_path(model_path: Path) -> Path:
+    """Where the batch-1 companion of a model file sits (``shixin.tflite`` -> ``shixin-single.tflite``).
+
+    Its recurrent layers stay loops instead of being unrolled over the time steps, which
+    LiteRT runs about twice as fast for one image, but its batch size is fixed at 1.
+    """
+    return model_path.with_name(f"{model_path.stem}-single{model_path.suffix}")
+
+
+def int8_path(model_path: Path) -> Path:
+    """Where the int8-weights companion of a model file sits (``shixin.tflite`` -> ``shixin-int8.tflite``).
+
+    The same model with its weights stored as int8 (dynamic-range quantization): LiteRT runs
+    it about twice as fast, and it reads a few captchas in 10,000 differently, so the
+    embedded transport keeps its answers only when it is sure of them.
+    """
+    return model_path.with_name(f"{model_path.stem}-int8{model_path.suffix}")
+
 
 @dataclass(frozen=True)
 class CaptchaSpec:
@@ -61,16 +89,18 @@ class CaptchaSpec:
 
     def __post_init__(self) -> None:
         if not self.charset:
-            raise ValueError("CaptchaSpec.charset must not be empty")
+            raise InvalidInputError("CaptchaSpec.charset", "must not be empty")
         if len(set(self.charset)) != len(self.charset):
-            raise ValueError(f"CaptchaSpec.charset has repeated characters: {self.charset!r}")
+            raise InvalidInputError("CaptchaSpec.charset", f"has repeated characters: {self.charset!r}")
         if self.blank_index == -1:
             object.__setattr__(self, "blank_index", len(self.charset))
         if not 0 <= self.blank_index <= len(self.charset):
-            raise ValueError(f"CaptchaSpec.blank_index {self.blank_index} is outside 0..{len(self.charset)}")
+            raise InvalidInputError(
+                "CaptchaSpec.blank_index", f"{self.blank_index} is outside 0..{len(self.charset)}"
+            )
         for name in ("label_length", "height", "width", "time_steps"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"CaptchaSpec.{name} must be positive")
+                raise InvalidInputError(f"CaptchaSpec.{name}", "must be positive")
 
     @property
     def num_classes(self) -> int:

@@ -9,8 +9,13 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import pydoc
 import sys
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,12 +39,16 @@ from shixin_client import (
     ModelStatus,
     Prediction,
     RequestRejectedError,
+    RetryPolicy,
+    ServerUnavailableError,
     ShixinClient,
+    ShixinError,
     ShixinTimeoutError,
+    ThreadedAsyncTransport,
     Timeout,
+    UsageError,
     VersionStatus,
 )
-from shixin_client._client import parse_server
 from shixin_client._images import wire_bytes
 from shixin_client._spec import (
     INPUT_BYTES,
@@ -52,6 +61,7 @@ from shixin_client._spec import (
 )
 from shixin_client._transports.local import describe_outputs
 from shixin_client._transports.mock import softmax_for
+from shixin_client._urls import parse_server
 
 
 def png(seed: int, size: tuple[int, int] = (160, 70)) -> bytes:
@@ -137,17 +147,44 @@ def test_recognize_sends_the_compact_wire_file_to_the_bytes_signature(make: Call
     assert call.output_filter == (OUTPUT_SOFTMAX,)
 
 
-def test_float_path_sends_the_preprocessed_tensor(make: Callable[..., Any]) -> None:
+def test_the_tensor_payload_sends_the_preprocessed_tensor(make: Callable[..., Any]) -> None:
     model = FakeModel()
     client = make(model)
-    assert run(client.recognize(IMAGES[0], signature=SIGNATURE_FLOAT)) == "flt0"
-    assert run(client.with_options(float_input=True).recognize(IMAGES[1])) == "flt0"
-    first, second = model.predicts()
-    for call in (first, second):
+    assert run(client.recognize(IMAGES[0], payload="tensor")) == "flt0"
+    assert run(client.with_options(payload="tensor").recognize(IMAGES[1])) == "flt0"
+    assert run(make(model, payload="tensor").recognize(IMAGES[2])) == "flt0"
+    calls = model.predicts()
+    assert len(calls) == 3
+    for call in calls:
         assert call.model.signature == SIGNATURE_FLOAT
         tensor = call.inputs[INPUT_FLOAT]
         assert tensor.shape == (1, 70, 160, 1) and tensor.dtype == np.float32
         assert set(np.unique(tensor)) <= {0.0, 1.0}
+
+
+def test_signature_renames_the_signature_and_never_changes_the_payload(make: Callable[..., Any]) -> None:
+    model = FakeModel()
+    seen: list[MockRequest] = []
+
+    def renamed(request: MockRequest) -> Any:
+        if request.model.signature in ("bytes_v2", "floats_v2"):
+            seen.append(request)
+            signature = SIGNATURE_BYTES if request.model.signature == "bytes_v2" else SIGNATURE_FLOAT
+            request = replace(request, model=request.model.with_signature(signature))
+        return model(request)
+
+    client = make(renamed)
+    assert run(client.recognize(IMAGES[0], signature="bytes_v2")) == "ab12"
+    assert run(client.recognize(IMAGES[0], signature="floats_v2", payload="tensor")) == "flt0"
+    assert [list(r.inputs) for r in seen] == [[INPUT_BYTES], [INPUT_FLOAT]]
+    # The exported model's own names fix their payload: a contradiction is refused, naming the fix.
+    with pytest.raises(InvalidInputError, match="pass payload='tensor'"):
+        run(client.recognize(IMAGES[0], signature=SIGNATURE_FLOAT))
+    with pytest.raises(InvalidInputError, match="pass payload='image'"):
+        make(renamed, payload="tensor", signature=SIGNATURE_BYTES)
+    with pytest.raises(InvalidInputError, match="payload"):
+        client.with_options(payload="floats")
+    assert len(seen) == 2
 
 
 def test_recognize_many_keeps_input_order_in_few_requests(make: Callable[..., Any]) -> None:
@@ -260,10 +297,49 @@ def test_spec_falls_back_to_the_reference_without_describe(make: Callable[..., A
     assert client.spec == DEFAULT_SPEC
 
 
-def test_async_spec_before_fetch_says_how_to_fetch() -> None:
-    client = AsyncShixinClient(transport=AsyncMockTransport(FakeModel()))
-    with pytest.raises(RuntimeError, match="get_spec"):
+def test_spec_before_any_fetch_is_a_usage_error_on_both_twins(make: Callable[..., Any]) -> None:
+    model = FakeModel()
+    client = make(model)
+    with pytest.raises(UsageError, match=r"get_spec\(\)") as caught:
         _ = client.spec
+    assert isinstance(caught.value, RuntimeError) and model.requests == []  # reading it sends nothing
+    assert run(client.get_spec()) == DEFAULT_SPEC == client.spec
+
+
+def test_concurrent_first_calls_fetch_the_spec_once() -> None:
+    model = FakeModel()
+
+    async def slow(request: MockRequest) -> Any:
+        if request.model.signature == SIGNATURE_DESCRIBE:
+            await asyncio.sleep(0.05)  # every caller arrives while the first fetch is in flight
+        return model(request)
+
+    async def main() -> list[str]:
+        async with AsyncShixinClient(transport=AsyncMockTransport(slow)) as client:
+            return list(await asyncio.gather(*(client.recognize(IMAGES[i]) for i in range(5))))
+
+    assert asyncio.run(main()) == TEXTS
+    assert [r.model.signature for r in model.requests].count(SIGNATURE_DESCRIBE) == 1
+
+
+def test_threads_sharing_a_client_fetch_the_spec_once() -> None:
+    model = FakeModel()
+    entered = threading.Barrier(5)
+
+    def slow(request: MockRequest) -> Any:
+        if request.model.signature == SIGNATURE_DESCRIBE:
+            time.sleep(0.05)
+        return model(request)
+
+    client = ShixinClient(transport=MockTransport(slow))
+
+    def one(index: int) -> str:
+        entered.wait()
+        return client.recognize(IMAGES[index])
+
+    with ThreadPoolExecutor(5) as pool:
+        assert list(pool.map(one, range(5))) == TEXTS
+    assert [r.model.signature for r in model.requests].count(SIGNATURE_DESCRIBE) == 1
 
 
 def test_per_call_overrides_and_not_given(make: Callable[..., Any]) -> None:
@@ -279,7 +355,7 @@ def test_per_call_overrides_and_not_given(make: Callable[..., Any]) -> None:
     assert third.timeout == Timeout(1.0, 2.0)
     with pytest.raises(TypeError, match="timout"):
         run(client.recognize(IMAGES[0], timout=3))
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(InvalidInputError, match="not both"):
         run(client.recognize(IMAGES[0], version=1, label="stable"))
 
 
@@ -360,14 +436,15 @@ def test_server_urls_pick_the_transport(server: Any, expected: tuple[str, list[s
 
 @pytest.mark.parametrize("server", ["h:8501", "ftp://h", ["grpc://a", "grpc://b"], "http://a,grpc://b", ""])
 def test_bad_server_urls_are_refused(server: Any) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInputError, match="server"):
         parse_server(server)
 
 
 def test_no_server_anywhere_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SHIXIN_SERVER", raising=False)
-    with pytest.raises(ValueError, match="SHIXIN_SERVER"):
-        ShixinClient()
+    for twin in (ShixinClient, AsyncShixinClient):
+        with pytest.raises(InvalidInputError, match="SHIXIN_SERVER"):
+            twin()
     monkeypatch.setenv("SHIXIN_SERVER", "http://127.0.0.1:1")
     assert ShixinClient().endpoint == "http://127.0.0.1:1"
 
@@ -400,8 +477,9 @@ def test_missing_extras_name_the_pip_command(
     parent, _, child = module.rpartition(".")
     if parent in sys.modules:  # a submodule imported by an earlier test stays an attribute of its package
         monkeypatch.delattr(sys.modules[parent], child, raising=False)
-    with pytest.raises(MissingDependencyError, match=rf"pip install 'shixin-client\[{extra}\]'"):
+    with pytest.raises(MissingDependencyError, match=rf'pip install "shixin-client\[{extra}\]"') as caught:
         build()
+    assert caught.value.extra == extra and isinstance(caught.value, ImportError)
 
 
 def test_public_preprocess_and_decode_serve_callers_with_their_own_transport() -> None:
@@ -429,8 +507,104 @@ def test_an_alphabet_limits_what_is_read_and_a_bad_one_sends_nothing(make: Calla
     assert run(make(model, alphabet=SITE_ALPHABET).recognize(IMAGES[0])) == "ab22"
     assert run(site.with_options(alphabet=None).recognize(IMAGES[0])) == "ab12"
     sent = len(model.predicts())
-    with pytest.raises(ValueError, match=r"alphabet has '\?'"):
+    with pytest.raises(InvalidInputError, match=r"alphabet has '\?'"):
         run(client.with_options(alphabet="ab?").recognize(IMAGES[0]))
     assert len(model.predicts()) == sent
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(InvalidInputError, match="non-empty"):
         client.with_options(alphabet="")
+
+
+def test_the_retry_policy_in_force_is_the_calls_own(
+    make: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """with_options(retry=...) brings its own budget: the constructor's cannot cap it."""
+    attempts = {"n": 0}
+
+    def overloaded(request: MockRequest) -> Any:
+        attempts["n"] += 1
+        raise ServerUnavailableError("overloaded", code="UNAVAILABLE", http_status=503)
+
+    client = make(overloaded, retry=RetryPolicy(max_retries=1, initial_delay=0.0, max_delay=0.0))
+
+    async def no_wait(delay: float) -> None:
+        return None
+
+    monkeypatch.setattr(
+        type(client),
+        "_sleep",
+        staticmethod(no_wait if isinstance(client, AsyncShixinClient) else (lambda delay: None)),
+    )
+    six = RetryPolicy(max_retries=6, initial_delay=0.0, max_delay=0.0)
+    for copy, expected in (
+        (client, 2),
+        (client.with_options(retry=six), 7),
+        (client.with_options(retry=0), 1),
+    ):
+        attempts["n"] = 0
+        with pytest.raises(ServerUnavailableError):
+            run(copy.status())
+        assert attempts["n"] == expected, copy.retry
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        lambda: ShixinClient(transport=MockTransport(FakeModel()), timeout=-1),
+        lambda: ShixinClient(transport=MockTransport(FakeModel()), timeout="soon"),
+        lambda: ShixinClient(transport=MockTransport(FakeModel()), retry=-1),
+        lambda: ShixinClient(transport=MockTransport(FakeModel()), batch_size=0),
+        lambda: ShixinClient(transport=MockTransport(FakeModel()), beam_width=True),
+        lambda: ShixinClient(transport=MockTransport(FakeModel()), payload="floats"),  # type: ignore[arg-type]
+        lambda: ShixinClient(transport=MockTransport(FakeModel()), version=-1),
+        lambda: ShixinClient(transport=MockTransport(FakeModel()), alphabet="ab?").recognize(IMAGES[0]),
+        lambda: ShixinClient(transport=MockTransport(FakeModel())).recognize_many(IMAGES, batch_size=0),
+        lambda: ShixinClient("http://127.0.0.1:1", transport=MockTransport(FakeModel())),
+        lambda: ShixinClient("ftp://127.0.0.1:1"),
+        lambda: ShixinClient(transport=MockTransport(FakeModel())).spec,
+        lambda: CaptchaSpec(charset="aa"),
+        lambda: Timeout(connect=0),
+    ],
+)
+def test_every_misuse_is_a_shixin_error_with_its_builtin(mistake: Callable[[], Any]) -> None:
+    with pytest.raises(ShixinError) as caught:
+        mistake()
+    assert isinstance(caught.value, (ValueError, RuntimeError))
+
+
+def test_the_public_names_are_exported_under_their_own_names() -> None:
+    import shixin_client
+
+    for name in (
+        "SyncTransport",
+        "AsyncTransport",
+        "ThreadedAsyncTransport",
+        "PredictCall",
+        "Tensor",
+        "softmax_for",
+    ):
+        assert name in shixin_client.__all__ and getattr(shixin_client, name).__module__ == "shixin_client"
+    assert not hasattr(shixin_client, "NOT_GIVEN") and "NotGiven" not in shixin_client.__all__
+    shown = pydoc.render_doc(shixin_client.decode_softmax, renderer=pydoc.plaintext)
+    assert "decode_softmax(softmax" in shown
+    assert hasattr(shixin_client.AsyncTransport, "aclose") and not hasattr(
+        shixin_client.AsyncTransport, "close"
+    )
+
+
+def test_a_sync_transport_serves_the_async_client_through_threaded_async_transport() -> None:
+    model = FakeModel()
+    calls: list[str] = []
+
+    def handler(request: MockRequest) -> Any:
+        calls.append(threading.current_thread().name)
+        return model(request)
+
+    async def main() -> str:
+        transport = MockTransport(handler)
+        async with AsyncShixinClient(transport=ThreadedAsyncTransport(transport)) as client:
+            text = await client.recognize(IMAGES[0])
+        assert transport.closed
+        return text
+
+    assert asyncio.run(main()) == "ab12"
+    assert threading.main_thread().name not in calls  # off the event loop's thread

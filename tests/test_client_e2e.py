@@ -21,8 +21,8 @@ from shixin_client import (
     ModelNotFoundError,
     RequestRejectedError,
     ShixinClient,
+    decode_softmax,
 )
-from shixin_client._decode import to_predictions
 from shixin_client._images import preprocess
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def served(
     export_model(model, base, "shixin", version=1)
     images = [path for path, _ in real_samples[:3]]
     softmax = np.asarray(model(np.stack([preprocess(p) for p in images]), training=False))
-    expected = [p.text for p in to_predictions(softmax, DEFAULT_SPEC)]
+    expected = [p.text for p in decode_softmax(softmax, DEFAULT_SPEC)]
     with running_server(base / "shixin", "shixin") as server:
         yield {
             "urls": [server.rest_url, f"grpc://{server.grpc_target}"],
@@ -56,9 +56,9 @@ def served(
 def test_sync_client_end_to_end(served: dict[str, Any], transport: str) -> None:
     url = served["urls"][transport == "grpc"]
     with ShixinClient(url) as client:
-        assert client.spec == DEFAULT_SPEC  # from the model's describe signature
+        assert client.get_spec() == DEFAULT_SPEC  # from the model's describe signature
         assert client.recognize_many(served["images"]) == served["expected"]
-        assert client.recognize_many(served["images"], float_input=True) == served["expected"]
+        assert client.recognize_many(served["images"], payload="tensor") == served["expected"]
         assert client.status().ready and client.metadata().signature("serving_bytes") is not None
         with pytest.raises(ModelNotFoundError):
             client.recognize(served["images"][0], model="nope")

@@ -29,8 +29,8 @@ from shixin_client import (
     ShixinTimeoutError,
     VersionStatus,
 )
+from shixin_client._config import RETRY_BUDGET_WINDOW_REQUESTS
 from shixin_client._retry import (
-    BUDGET_WINDOW_REQUESTS,
     RetryBudget,
     backoff_delay,
     is_retryable,
@@ -87,10 +87,10 @@ def test_budget_caps_retries_at_a_fraction_of_requests() -> None:
     for _ in range(10):
         budget.record_request()
     assert budget.try_spend() is True and budget.try_spend() is False
-    for _ in range(10 * BUDGET_WINDOW_REQUESTS):
+    for _ in range(10 * RETRY_BUDGET_WINDOW_REQUESTS):
         budget.record_request()
     spent = sum(budget.try_spend() for _ in range(100))
-    assert spent == 2 + int(0.1 * BUDGET_WINDOW_REQUESTS)
+    assert spent == 2 + int(0.1 * RETRY_BUDGET_WINDOW_REQUESTS)
 
 
 # The loops in both twins.

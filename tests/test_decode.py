@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shixin_client._decode import beam_search_decode, greedy_confidences, greedy_decode, to_predictions
+from shixin_client import InvalidInputError, Tensor, decode_softmax
+from shixin_client._decode.beam import beam_search_decode
+from shixin_client._decode.greedy import greedy_confidences, greedy_decode
 from shixin_client._exceptions import BadResponseError
 from shixin_client._spec import BLANK_INDEX, DEFAULT_SPEC, SITE_ALPHABET, SITE_CHARS, CaptchaSpec
-from shixin_client._transports.base import Tensor
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
@@ -117,15 +118,15 @@ def test_repeats_separated_by_a_blank_survive_and_others_merge():
     expected = [[DEFAULT_SPEC.char_to_class(c) for c in "aafe"]]
     assert greedy_decode(softmax, BLANK_INDEX) == expected
     assert beam_search_decode(softmax, BLANK_INDEX) == expected
-    assert [p.text for p in to_predictions(softmax, DEFAULT_SPEC)] == ["aafe"]
-    assert [p.text for p in to_predictions(softmax, DEFAULT_SPEC, beam_width=8)] == ["aafe"]
+    assert [p.text for p in decode_softmax(softmax, DEFAULT_SPEC)] == ["aafe"]
+    assert [p.text for p in decode_softmax(softmax, DEFAULT_SPEC, beam_width=8)] == ["aafe"]
 
 
 def test_confidence_is_the_product_of_the_characters_probabilities():
     softmax = _path_softmax("-a-b-c-d-")
     softmax[0, 3, DEFAULT_SPEC.char_to_class("b")] = 0.6  # one unsure frame (rows need not sum to 1 here)
     for beam_width in (None, 4):
-        (prediction,) = to_predictions(softmax, DEFAULT_SPEC, beam_width=beam_width)
+        (prediction,) = decode_softmax(softmax, DEFAULT_SPEC, beam_width=beam_width)
         assert prediction.text == "abcd"
         assert prediction.char_probabilities == pytest.approx((0.9, 0.6, 0.9, 0.9))
         assert prediction.confidence == pytest.approx(0.9 * 0.6 * 0.9 * 0.9)
@@ -136,7 +137,7 @@ def test_a_character_takes_its_best_frame():
     softmax = _path_softmax("-aaa-b-c-d-")
     softmax[0, 2, DEFAULT_SPEC.char_to_class("a")] = 0.99
     for beam_width in (None, 4):
-        assert to_predictions(softmax, DEFAULT_SPEC, beam_width=beam_width)[
+        assert decode_softmax(softmax, DEFAULT_SPEC, beam_width=beam_width)[
             0
         ].char_probabilities == pytest.approx((0.99, 0.9, 0.9, 0.9))
 
@@ -145,7 +146,7 @@ def test_a_path_longer_than_the_label_drops_its_least_probable_characters():
     softmax = _path_softmax("-a-b-c-d-e-")
     softmax[0, 5, DEFAULT_SPEC.char_to_class("c")] = 0.3  # the model's stray extra character
     for beam_width in (None, 4):
-        (prediction,) = to_predictions(softmax, DEFAULT_SPEC, beam_width=beam_width)
+        (prediction,) = decode_softmax(softmax, DEFAULT_SPEC, beam_width=beam_width)
         assert prediction.text == "abde"
         assert len(prediction.char_probabilities) == DEFAULT_SPEC.label_length
         assert prediction.confidence == pytest.approx(0.9**4)
@@ -158,7 +159,7 @@ def test_a_merged_double_letter_is_split_by_its_least_sure_frame():
     softmax[0, 3, BLANK_INDEX] = 0.3
     assert greedy_decode(softmax, BLANK_INDEX) == [[DEFAULT_SPEC.char_to_class(c) for c in "abc"]]
     for beam_width in (None, 4):
-        (prediction,) = to_predictions(softmax, DEFAULT_SPEC, beam_width=beam_width)
+        (prediction,) = decode_softmax(softmax, DEFAULT_SPEC, beam_width=beam_width)
         assert prediction.text == "aabc"
         assert prediction.char_probabilities == pytest.approx((0.9, 0.9, 0.9, 0.9))
 
@@ -174,18 +175,18 @@ def test_the_exact_length_alignment_is_the_best_one_by_brute_force(seed: int) ->
             score = float(np.prod(softmax[0, np.arange(6), alignment]))
             best[tuple(collapsed)] = max(best.get(tuple(collapsed), 0.0), score)
     want = max(best, key=best.__getitem__)
-    (prediction,) = to_predictions(softmax, spec)
+    (prediction,) = decode_softmax(softmax, spec)
     assert prediction.text == "".join(spec.class_to_char(c) for c in want)
     assert len(prediction.char_probabilities) == 3
 
 
 def test_rows_that_cannot_hold_the_label_or_hold_nothing_are_not_padded():
-    short, empty = to_predictions(np.concatenate([_path_softmax("x-y"), _path_softmax("---")]), DEFAULT_SPEC)
+    short, empty = decode_softmax(np.concatenate([_path_softmax("x-y"), _path_softmax("---")]), DEFAULT_SPEC)
     assert (short.text, len(short.char_probabilities)) == ("xy", 2)
     assert (empty.text, empty.confidence, empty.char_probabilities) == ("", 0.0, ())
     nan = _path_softmax("-x-y-z-")
     nan[0, 1, DEFAULT_SPEC.char_to_class("x")] = np.nan
-    assert to_predictions(nan, DEFAULT_SPEC)[0].text == "xyz"
+    assert decode_softmax(nan, DEFAULT_SPEC)[0].text == "xyz"
 
 
 def test_the_spec_decides_blank_charset_and_length():
@@ -193,19 +194,27 @@ def test_the_spec_decides_blank_charset_and_length():
     softmax = _path_softmax("-c-a-b-", spec)
     softmax[0, 5, spec.char_to_class("b")] = 0.5
     assert greedy_decode(softmax, 0) == [[3, 1, 2]]
-    (prediction,) = to_predictions(softmax, spec, keep_softmax=True)
+    (prediction,) = decode_softmax(softmax, spec, keep_softmax=True)
     assert prediction.text == "ca"
     assert prediction.softmax is not None and prediction.softmax.shape == (7, 4)
 
 
-def test_wrong_shapes_are_bad_responses_and_bad_arguments_value_errors():
+def test_wrong_shapes_are_bad_responses_and_bad_arguments_invalid_inputs():
     with pytest.raises(BadResponseError, match=r"\[batch, time, 37\]"):
-        to_predictions(np.zeros((1, 40, 36), np.float32), DEFAULT_SPEC)
-    with pytest.raises(BadResponseError):
-        to_predictions(np.zeros((40, 37), np.float32), DEFAULT_SPEC)
-    with pytest.raises(ValueError, match="blank_index 37"):
+        decode_softmax(np.zeros((1, 40, 36), np.float32), DEFAULT_SPEC)
+    for bad in (
+        np.zeros((40, 37), np.float32),
+        np.zeros((0, 40, 37), np.float32),
+        np.zeros((1, 40, 37), np.int32),
+    ):
+        with pytest.raises(BadResponseError, match="non-empty float"):
+            decode_softmax(bad, DEFAULT_SPEC)
+    tensor = Tensor("int64", (1, 2, 37), array("q", [0] * 74))
+    with pytest.raises(BadResponseError, match="int64"):
+        decode_softmax(tensor, DEFAULT_SPEC)
+    with pytest.raises(InvalidInputError, match="blank_index: 37"):
         greedy_decode(INPUTS["flat"], 37)
-    with pytest.raises(ValueError, match="beam_width"):
+    with pytest.raises(InvalidInputError, match="beam_width"):
         beam_search_decode(INPUTS["flat"], BLANK_INDEX, 0)
 
 
@@ -215,23 +224,23 @@ def test_an_alphabet_reads_only_its_characters_and_keeps_the_softmax():
     softmax = _path_softmax("-0-a-j-z-")
     for frame, second in ((1, "d"), (5, "i")):
         softmax[0, frame, DEFAULT_SPEC.char_to_class(second)] = 0.05
-    assert [p.text for p in to_predictions(softmax, DEFAULT_SPEC)] == ["0ajz"]
+    assert [p.text for p in decode_softmax(softmax, DEFAULT_SPEC)] == ["0ajz"]
     tensor = Tensor("float32", softmax.shape, array("f", softmax.ravel().tolist()))
     for source in (softmax, tensor):
-        (site,) = to_predictions(source, DEFAULT_SPEC, alphabet=SITE_ALPHABET)
+        (site,) = decode_softmax(source, DEFAULT_SPEC, alphabet=SITE_ALPHABET)
         assert site.text == "daiz"
         assert site.char_probabilities == pytest.approx((0.05, 0.9, 0.05, 0.9))
-    (beam,) = to_predictions(softmax, DEFAULT_SPEC, beam_width=8, alphabet=SITE_ALPHABET)
+    (beam,) = decode_softmax(softmax, DEFAULT_SPEC, beam_width=8, alphabet=SITE_ALPHABET)
     assert beam.text == "daiz"
-    (kept,) = to_predictions(softmax, DEFAULT_SPEC, keep_softmax=True, alphabet=SITE_ALPHABET.upper())
+    (kept,) = decode_softmax(softmax, DEFAULT_SPEC, keep_softmax=True, alphabet=SITE_ALPHABET.upper())
     assert kept.text == "daiz"
     np.testing.assert_array_equal(kept.softmax, softmax[0])
 
 
 @pytest.mark.parametrize(("alphabet", "message"), [("", "non-empty"), ("ab-?", "'-?'")])
 def test_an_alphabet_the_model_cannot_read_is_refused(alphabet: str, message: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
-        to_predictions(_path_softmax("-a-b-c-d-"), DEFAULT_SPEC, alphabet=alphabet)
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        decode_softmax(_path_softmax("-a-b-c-d-"), DEFAULT_SPEC, alphabet=alphabet)
 
 
 def test_the_site_alphabet_is_the_generators_characters_case_folded():
@@ -239,12 +248,12 @@ def test_the_site_alphabet_is_the_generators_characters_case_folded():
     assert set(SITE_ALPHABET) == {char.lower() for char in SITE_CHARS}
 
 
-def test_greedy_confidences_are_to_predictions_confidences_where_greedy_has_the_label_length():
+def test_greedy_confidences_are_decode_softmax_confidences_where_greedy_has_the_label_length():
     softmax = np.concatenate([_real_softmax(), INPUTS["peaked"], INPUTS["flat"]])
     spec = DEFAULT_SPEC
     confidences = greedy_confidences(softmax, spec)
     paths = greedy_decode(softmax, spec.blank_index)
-    predictions = to_predictions(softmax, spec)
+    predictions = decode_softmax(softmax, spec)
     assert any(len(path) == spec.label_length for path in paths)
     assert any(len(path) != spec.label_length for path in paths)
     for confidence, path, prediction in zip(confidences, paths, predictions, strict=True):

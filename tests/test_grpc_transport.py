@@ -408,9 +408,11 @@ def test_the_twins_implement_their_own_contract_only():
     assert issubclass(AsyncGrpcTransport, AsyncTransport) and not issubclass(
         AsyncGrpcTransport, SyncTransport
     )
-    for name in ("predict", "status", "metadata", "close"):
+    for name in ("predict", "status", "metadata"):
         assert inspect.iscoroutinefunction(getattr(AsyncGrpcTransport, name)), name
         assert not inspect.iscoroutinefunction(getattr(GrpcTransport, name)), name
+    assert inspect.iscoroutinefunction(AsyncGrpcTransport.aclose) and not hasattr(AsyncGrpcTransport, "close")
+    assert not inspect.iscoroutinefunction(GrpcTransport.close)
 
 
 async def test_async_predict_status_metadata_and_headers(server: Server):
@@ -426,7 +428,7 @@ async def test_async_predict_status_metadata_and_headers(server: Server):
         assert server.double.metadata[-1]["authorization"] == SECRET
         assert SECRET not in repr(client)
     finally:
-        await client.close()
+        await client.aclose()
 
 
 async def test_async_errors_map_like_the_sync_ones(server: Server):
@@ -440,7 +442,7 @@ async def test_async_errors_map_like_the_sync_ones(server: Server):
         with pytest.raises(ShixinTimeoutError):
             await client.status(ModelRef("slow"), SHORT)
     finally:
-        await client.close()
+        await client.aclose()
 
 
 async def test_async_connection_refused_and_tls(pki):
@@ -460,8 +462,8 @@ async def test_async_connection_refused_and_tls(pki):
             await refused.status(ModelRef(), FAST)
         assert (await secure.status(ModelRef("shixin"), FAST)).ready
     finally:
-        await refused.close()
-        await secure.close()
+        await refused.aclose()
+        await secure.aclose()
         _stop(server)
 
 
@@ -472,7 +474,7 @@ def test_async_transport_refuses_a_second_event_loop(server: Server):
         return (await client.status(ModelRef("shixin"), FAST)).ready
 
     async def close() -> None:
-        await client.close()
+        await client.aclose()
 
     loop = asyncio.new_event_loop()
     try:

@@ -5,13 +5,24 @@ Each check runs in a fresh interpreter, so modules other tests imported cannot h
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-FORBIDDEN = ("tensorflow", "keras", "tensorflow_serving", "training", "export", "shixin_client.server", "grpc")
+REPO = Path(__file__).resolve().parents[1]
+FORBIDDEN = (
+    "tensorflow",
+    "keras",
+    "tensorflow_serving",
+    "training",
+    "export",
+    "shixin_client.server",
+    "grpc",
+)
 
 
 def loaded_after(code: str) -> list[str]:
@@ -54,3 +65,49 @@ def test_the_sync_rest_client_does_not_need_requests() -> None:
 def test_the_forbidden_check_can_fail() -> None:
     """The detector itself sees a leak when there is one."""
     assert "json" not in FORBIDDEN and heavy(["grpc._channel", "grpcio_tools", "numpy"]) == ["grpc._channel"]
+
+
+#: What the local server and export may import from the SDK besides the public package:
+#: TF Serving's wire tables (public) and the two modules of facts shared on purpose.
+SHARED_MODULES = ("shixin_client", "shixin_client.protocol", "shixin_client._spec", "shixin_client._images")
+
+
+def sdk_imports(path: Path, package: str) -> set[str]:
+    """The SDK modules a file imports, relative imports resolved against ``package``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == "shixin_client")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{parent}.{node.module}" if node.module else parent
+            else:
+                module = node.module or ""
+            if module.split(".")[0] == "shixin_client":
+                found.add(module)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("folder", "package"), [("shixin_client/server", "shixin_client.server"), ("export", "export")]
+)
+def test_the_server_and_export_use_only_public_or_shared_sdk_modules(folder: str, package: str) -> None:
+    files = sorted((REPO / folder).glob("*.py"))
+    assert files
+    used = {module: path.name for path in files for module in sdk_imports(path, package)}
+    private = {
+        module: name
+        for module, name in used.items()
+        if module not in SHARED_MODULES and not module.startswith("shixin_client.server")
+    }
+    assert private == {}
+
+
+def test_the_import_check_sees_private_imports(tmp_path: Path) -> None:
+    source = tmp_path / "probe.py"
+    source.write_text("from shixin_client._transports import local\nfrom .._client import x\n")
+    assert sdk_imports(source, "shixin_client.server") == {
+        "shixin_client._transports",
+        "shixin_client._client",
+    }

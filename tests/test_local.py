@@ -22,17 +22,21 @@ from shixin_client import (
     DEFAULT_SPEC,
     AsyncShixinClient,
     CaptchaSpec,
+    InvalidInputError,
     MissingDependencyError,
     ModelNotFoundError,
+    PredictCall,
     RequestRejectedError,
+    RetryPolicy,
     ShixinClient,
+    ShixinConnectionError,
     Timeout,
+    decode_softmax,
 )
 from shixin_client._config import ModelRef
-from shixin_client._decode import greedy_confidences, to_predictions
+from shixin_client._decode.greedy import greedy_confidences
 from shixin_client._images import preprocess
-from shixin_client._spec import INPUT_FLOAT, OUTPUT_SOFTMAX, SIGNATURE_FLOAT
-from shixin_client._transports.base import PredictCall
+from shixin_client._spec import INPUT_FLOAT, OUTPUT_SOFTMAX, SIGNATURE_BYTES, SIGNATURE_FLOAT
 from shixin_client._transports.local import (
     DEFAULT_MODEL_PATH,
     INT8_TRUST,
@@ -108,15 +112,17 @@ def test_clients_on_the_embedded_model(
     paths = [p for p, _ in real_samples[:3]]
     expected = [
         p.text
-        for p in to_predictions(np.asarray(model(np.stack([preprocess(p) for p in paths]))), DEFAULT_SPEC)
+        for p in decode_softmax(np.asarray(model(np.stack([preprocess(p) for p in paths]))), DEFAULT_SPEC)
     ]
     with ShixinClient.local(path) as client:
-        assert client.spec == DEFAULT_SPEC
+        assert client.get_spec() == DEFAULT_SPEC == client.spec
         assert client.recognize_many(paths) == expected
         # One LiteRT thread or several: the same strings.
         with ShixinClient.local(path, threads=1) as single:
             assert single.recognize_many(paths) == expected
-        assert client.recognize_many(paths, float_input=False) == expected  # the bytes path too
+        assert client.recognize_many(paths, payload="image") == expected  # the bytes path too
+        with pytest.raises(InvalidInputError, match="pass payload='image'"):
+            client.recognize_many(paths, signature=SIGNATURE_BYTES)
         assert client.ready() and client.metadata().signature(SIGNATURE_FLOAT) is not None
 
     async def main() -> list[str]:
@@ -143,9 +149,9 @@ def test_local_refuses_bad_calls(embedded: tuple[Any, Path]) -> None:
     assert transport.predict(empty)[OUTPUT_SOFTMAX].shape == (0, 40, 37)
     assert 1 <= transport.threads <= 4
     for bad in (0, -2, 1.5, True, "2"):
-        with pytest.raises(ValueError, match="threads must be a positive int"):
+        with pytest.raises(InvalidInputError, match="threads must be a positive int"):
             LocalTransport(embedded[1], threads=bad)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="int8 must be True or False"):
+    with pytest.raises(InvalidInputError, match="int8 must be True or False"):
         LocalTransport(embedded[1], int8="yes")  # type: ignore[arg-type]
     assert transport._int8 is None and "int8=False" in repr(transport)  # no companion beside it
 
@@ -200,8 +206,48 @@ def test_missing_litert_names_the_extra(tmp_path: Path, monkeypatch: pytest.Monk
     model = tmp_path / "shixin.tflite"
     model.write_bytes(b"not read: the import fails first")
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'shixin-client\[local\]'"):
+    with pytest.raises(MissingDependencyError, match=r'pip install "shixin-client\[local\]"'):
         ShixinClient.local(model)
+
+
+def test_missing_numpy_names_the_local_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy comes with [local] too: without it local() names that extra, not numpy's import error."""
+    monkeypatch.setitem(sys.modules, "numpy", None)
+    monkeypatch.delitem(sys.modules, "shixin_client._transports.local", raising=False)
+    for twin in (ShixinClient, AsyncShixinClient):
+        with pytest.raises(
+            MissingDependencyError, match=r'embedded model.*pip install "shixin-client\[local\]"'
+        ):
+            twin.local()
+
+
+def test_local_takes_the_retry_policy_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """local(retry=...) is the policy in force, budget included, on both twins."""
+    pytest.importorskip("ai_edge_litert")
+    from shixin_client._transports.local import LocalTransport as Embedded
+
+    attempts = {"n": 0}
+
+    def refuse(self: Any, call: PredictCall) -> Any:
+        attempts["n"] += 1
+        raise ShixinConnectionError("the embedded model is gone")
+
+    monkeypatch.setattr(Embedded, "predict", refuse)
+    policy = RetryPolicy(max_retries=5, initial_delay=0.0, max_delay=0.0)
+    client = ShixinClient.local(retry=policy)
+    assert client.retry == policy
+    with pytest.raises(ShixinConnectionError):
+        client.get_spec()
+    assert attempts["n"] == 6
+
+    async def main() -> None:
+        async with AsyncShixinClient.local(retry=policy) as async_client:
+            await async_client.get_spec()
+
+    attempts["n"] = 0
+    with pytest.raises(ShixinConnectionError):
+        asyncio.run(main())
+    assert attempts["n"] == 6
 
 
 def test_missing_model_file(tmp_path: Path) -> None:

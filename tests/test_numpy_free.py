@@ -25,13 +25,19 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from shixin_client import MissingDependencyError, MockRequest, MockTransport, ShixinClient
-from shixin_client._decode import greedy_decode, to_predictions
+from shixin_client import (
+    MissingDependencyError,
+    MockRequest,
+    MockTransport,
+    ShixinClient,
+    Tensor,
+    decode_softmax,
+    softmax_for,
+)
+from shixin_client._decode.greedy import greedy_decode
 from shixin_client._images import GRAY_WEIGHTS, _gray, preprocess, wire_bytes
 from shixin_client._spec import DEFAULT_SPEC, OUTPUT_SOFTMAX, CaptchaSpec
 from shixin_client._transports import _rest_codec
-from shixin_client._transports.base import Tensor
-from shixin_client._transports.mock import softmax_for
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = np.array(GRAY_WEIGHTS, np.float32)
@@ -102,7 +108,7 @@ import base64, io
 from PIL import Image
 import shixin_client
 from shixin_client import MissingDependencyError, MockTransport, ShixinClient
-from shixin_client._decode import to_predictions
+from shixin_client import decode_softmax
 from shixin_client._images import wire_bytes
 from shixin_client._spec import DEFAULT_SPEC, OUTPUT_SOFTMAX, SIGNATURE_DESCRIBE
 from shixin_client._transports import _rest_codec
@@ -111,13 +117,13 @@ files = {name: base64.b64decode(data) for name, data in given["files"].items()}
 out["wire"] = {name: base64.b64encode(wire_bytes(data)).decode() for name, data in files.items()}
 rest = base64.b64decode(given["rest"])
 softmax = _rest_codec.parse_predict(rest, OUTPUT_SOFTMAX)[OUTPUT_SOFTMAX]
-out["rest"] = [p.text for p in to_predictions(softmax, DEFAULT_SPEC)]
+out["rest"] = [p.text for p in decode_softmax(softmax, DEFAULT_SPEC)]
 if given["grpc"] is not None:
     from shixin_client._proto import predict_pb2
     from shixin_client._transports import _grpc_codec
     response = predict_pb2.PredictResponse.FromString(base64.b64decode(given["grpc"]))
     softmax = _grpc_codec.parse_predict_response(response)[OUTPUT_SOFTMAX]
-    out["grpc"] = [p.text for p in to_predictions(softmax, DEFAULT_SPEC)]
+    out["grpc"] = [p.text for p in decode_softmax(softmax, DEFAULT_SPEC)]
 
 sent = []
 
@@ -144,7 +150,7 @@ out["confidence"] = prediction.confidence
 out["sent"] = sent
 errors = {}
 for name, call in {
-    "float_input": lambda: client.recognize(path, float_input=True),
+    "payload": lambda: client.recognize(path, payload="tensor"),
     "beam_width": lambda: client.with_options(beam_width=4).recognize(path),
     "with_softmax": lambda: client.predict(path, with_softmax=True),
 }.items():
@@ -182,12 +188,12 @@ def test_the_plain_client_runs_without_numpy(tmp_path: Path) -> None:
     if grpc_response is not None:
         assert answer["grpc"] == ["ab12", "cd34"]
     assert answer["recognize"] == ["ab12"] * 4 and answer["recognize_many"] == ["ab12", "cd34"]
-    assert answer["confidence"] == to_predictions(softmax[:1], DEFAULT_SPEC)[0].confidence
+    assert answer["confidence"] == decode_softmax(softmax[:1], DEFAULT_SPEC)[0].confidence
     assert [base64.b64decode(image) for image in answer["sent"][0]] == [wire_bytes(files["png"])]
     assert answer["sent"][4] == [b64(wire_bytes(files["png"])), b64(wire_bytes(files["jpeg"]))]
-    assert set(answer["errors"]) == {"float_input", "beam_width", "with_softmax"}
+    assert set(answer["errors"]) == {"payload", "beam_width", "with_softmax"}
     for name, message in answer["errors"].items():
-        assert "pip install 'shixin-client[numpy]'" in message, name
+        assert 'pip install "shixin-client[numpy]"' in message, name
 
 
 def test_importing_the_sdk_does_not_import_numpy() -> None:
@@ -205,6 +211,62 @@ def test_importing_the_sdk_does_not_import_numpy() -> None:
         cwd=REPO,
     )
     assert loaded.stdout.strip() == "False"
+
+
+#: Put first in a child: a base install (``pip install .``: Pillow and urllib3 only) as far as
+#: imports go; every optional extra's modules fail as if they were not installed.
+BLOCK_EXTRAS = """
+import sys
+
+OPTIONAL = ("numpy", "ai_edge_litert", "grpc", "google", "httpx", "httpcore", "tensorflow")
+
+class _BaseInstall:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in OPTIONAL:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
+        return None
+
+sys.meta_path.insert(0, _BaseInstall())
+"""
+
+ON_A_BASE_INSTALL = """
+import json
+from shixin_client import AsyncShixinClient, MissingDependencyError, ShixinClient, ShixinError
+
+out = {"rest": ShixinClient("http://127.0.0.1:1").endpoint}
+for name, build in {
+    "local": lambda: ShixinClient.local(),
+    "async_local": lambda: AsyncShixinClient.local(),
+    "grpc": lambda: ShixinClient("grpc://127.0.0.1:1"),
+    "async_rest": lambda: AsyncShixinClient("http://127.0.0.1:1"),
+}.items():
+    try:
+        build()
+    except MissingDependencyError as exc:
+        out[name] = [type(exc).__mro__[1].__name__, isinstance(exc, ImportError), exc.extra, str(exc)]
+    except BaseException as exc:
+        out[name] = ["not a MissingDependencyError", repr(exc)]
+print(json.dumps(out))
+"""
+
+
+def test_a_base_install_gets_the_pip_command_for_each_extra() -> None:
+    """``ShixinClient.local()`` and the other optional paths on Pillow + urllib3 alone."""
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_EXTRAS + ON_A_BASE_INSTALL],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer.pop("rest") == "http://127.0.0.1:1"
+    extras = {"local": "local", "async_local": "local", "grpc": "grpc", "async_rest": "async"}
+    for name, extra in extras.items():
+        base, is_import_error, named, message = answer[name]
+        assert (base, is_import_error, named) == ("ShixinError", True, extra), answer[name]
+        assert f'pip install "shixin-client[{extra}]"' in message, message
 
 
 @pytest.fixture(scope="module")
@@ -419,7 +481,7 @@ def test_python_greedy_decoding_equals_numpy(index: int) -> None:
     tensor = Tensor("float32", array.shape, array.reshape(-1).tolist())
     for blank in (0, classes - 1):
         assert greedy_decode(tensor, blank) == greedy_decode(array, blank)
-    for ours, theirs in zip(to_predictions(tensor, spec), to_predictions(array, spec), strict=True):
+    for ours, theirs in zip(decode_softmax(tensor, spec), decode_softmax(array, spec), strict=True):
         assert ours.text == theirs.text
         assert _same(ours.confidence, theirs.confidence)
         assert len(ours.char_probabilities) == len(theirs.char_probabilities)
@@ -433,7 +495,7 @@ def test_rest_answers_decode_the_same_with_and_without_numpy() -> None:
     body = json.dumps({"predictions": softmax.tolist()}).encode()
     tensor = _rest_codec.parse_predict(body, OUTPUT_SOFTMAX)[OUTPUT_SOFTMAX]
     assert isinstance(tensor, Tensor) and np.array_equal(np.asarray(tensor), softmax)
-    assert to_predictions(tensor, DEFAULT_SPEC) == to_predictions(softmax, DEFAULT_SPEC)
+    assert decode_softmax(tensor, DEFAULT_SPEC) == decode_softmax(softmax, DEFAULT_SPEC)
 
 
 def test_missing_numpy_features_are_typed_errors(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -445,10 +507,10 @@ def test_missing_numpy_features_are_typed_errors(monkeypatch: pytest.MonkeyPatch
     client = ShixinClient(transport=MockTransport(model))
     monkeypatch.setitem(sys.modules, "numpy", None)
     for options, feature in [
-        ({"float_input": True}, "float tensors"),
+        ({"payload": "tensor"}, "float tensors"),
         ({"beam_width": 3}, "beam search"),
     ]:
-        with pytest.raises(MissingDependencyError, match=rf"{feature}.*pip install 'shixin-client\[numpy\]'"):
+        with pytest.raises(MissingDependencyError, match=rf'{feature}.*pip install "shixin-client\[numpy\]"'):
             client.with_options(**options).recognize(encoded(captcha(), "PNG"))
     with pytest.raises(MissingDependencyError, match="with_softmax"):
         client.predict(encoded(captcha(), "PNG"), with_softmax=True)

@@ -20,9 +20,9 @@ from shixin_client import (
     ServerError,
     ServerUnavailableError,
     ShixinTimeoutError,
+    Tensor,
 )
 from shixin_client._transports import _rest_codec as codec
-from shixin_client._transports.base import Tensor
 
 
 def test_urls_percent_encode_name_and_label_with_no_safe_characters() -> None:

@@ -263,7 +263,7 @@ async def test_recognize_status_metadata_over_a_socket(kind: str, serving: FakeS
     client = client_of(kind, serving.url, headers={"Authorization": "Bearer t0ken"})
     try:
         assert await act(client.recognize_many(IMAGES)) == TEXTS
-        assert await act(client.recognize(IMAGES[1], signature="serving_default")) == "flt0"
+        assert await act(client.recognize(IMAGES[1], payload="tensor")) == "flt0"
         status = await act(client.status())
         assert [v.version for v in status.versions] == [1, 2] and status.ready
         meta = await act(client.metadata(version=2))
@@ -309,7 +309,7 @@ async def test_malformed_json_is_a_rejected_request(kind: str, serving: FakeServ
                 transport._send("POST", lambda b: f"{b}/v1/models/nope:predict", b"{not", Timeout(2.0, 2.0))
             )
     finally:
-        await act(transport.close())
+        await act(transport.aclose() if isinstance(transport, AsyncRestTransport) else transport.close())
 
 
 async def test_503_with_retry_after_is_retried(kind: str, serving: FakeServing) -> None:

@@ -22,7 +22,8 @@ from .._config import ModelRef
 from .._exceptions import BadResponseError, InvalidInputError, require_numpy
 from .._models import ModelMetadata, ModelStatus, SignatureInfo, TensorInfo, VersionStatus
 from .._proto import get_model_metadata_pb2, get_model_status_pb2, model_pb2, predict_pb2, tensor_pb2
-from .base import PredictCall, Tensor, TensorLike
+from .._tensor import Tensor, TensorLike
+from .base import PredictCall
 
 if TYPE_CHECKING:
     import numpy as np
@@ -192,13 +193,6 @@ def tensor_proto_to_tensor(proto: tensor_pb2.TensorProto, name: str) -> Tensor:
             f"output {name!r} holds a value out of {dtype_name(proto.dtype)}'s range"
         ) from exc
     return _fill(dtype, read, shape, count, name)
-
-
-def tensor_proto_to_ndarray(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
-    """:func:`tensor_proto_to_tensor` as a numpy array (needs numpy)."""
-    numpy = require_numpy("numpy outputs")
-    result: np.ndarray = numpy.asarray(tensor_proto_to_tensor(proto, name))
-    return result
 
 
 def _fill(dtype: str, values: Any, shape: tuple[int, ...], count: int, name: str) -> Tensor:

@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 from .._config import ModelRef
 from .._exceptions import (
-    CODE_BY_HTTP_STATUS,
     BadResponseError,
+    InvalidInputError,
     ServerError,
     ServerUnavailableError,
     ShixinError,
@@ -30,7 +30,8 @@ from .._exceptions import (
 )
 from .._models import ModelMetadata, ModelStatus, SignatureInfo, TensorInfo, VersionStatus
 from .._spec import SIGNATURE_FLOAT
-from .base import Tensor, TensorLike
+from .._tensor import Tensor, TensorLike
+from ..protocol import CODE_BY_HTTP_STATUS, json_shape
 
 #: How much of an unexpected (non-JSON) body an error message quotes.
 SNIPPET_CHARS = 200
@@ -81,10 +82,10 @@ def predict_body(model: ModelRef, inputs: Mapping[str, TensorLike]) -> bytes:
     keyed by exactly the input names. Row format gets ``predictions`` back, one per row.
     """
     if not inputs:
-        raise ValueError("a predict call needs at least one input tensor")
+        raise InvalidInputError("inputs", "a predict call needs at least one input tensor")
     sizes = {name: array.shape[0] if array.ndim else None for name, array in inputs.items()}
     if None in sizes.values() or len(set(sizes.values())) != 1:
-        raise ValueError(f"row-format inputs need one shared batch dimension, got {sizes}")
+        raise InvalidInputError("inputs", f"row-format inputs need one shared batch dimension, got {sizes}")
     columns = {name: _jsonable(array) for name, array in inputs.items()}
     if len(columns) == 1:
         instances = next(iter(columns.values()))
@@ -106,18 +107,6 @@ def _load(body: bytes, what: str) -> Any:
 def _snippet(body: bytes) -> str:
     text = body[:SNIPPET_CHARS].decode("utf-8", errors="replace")
     return repr(text + ("..." if len(body) > SNIPPET_CHARS else ""))
-
-
-def json_shape(value: Any) -> list[int]:
-    """The shape a nested JSON list claims, read down its first elements (raggedness is checked later)."""
-    shape: list[int] = []
-    probe = value
-    while isinstance(probe, list):
-        shape.append(len(probe))
-        if not probe:
-            break
-        probe = probe[0]
-    return shape
 
 
 def _to_tensor(name: str, value: Any) -> Tensor:

@@ -14,113 +14,29 @@ by the signature's output alias.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from array import array
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any
 
 from .._config import ModelRef, Timeout
-from .._exceptions import require_numpy
 from .._models import ModelMetadata, ModelStatus
+from .._tensor import Tensor, TensorLike
 
-if TYPE_CHECKING:
-    import numpy as np
-
-
-class Tensor:
-    """A tensor without numpy: a numpy dtype name, a shape, and the values flat in row-major order.
-
-    ``values`` is an ``array.array`` for numbers (native byte order), a list of bools for
-    ``bool``, and a list of ``bytes`` (or ``str``, or anything JSON held) for ``object``,
-    TensorFlow's DT_STRING. A 1-D Tensor iterates and indexes like its values.
-    """
-
-    __slots__ = ("dtype", "shape", "values")
-
-    def __init__(self, dtype: str, shape: tuple[int, ...], values: Sequence[Any]) -> None:
-        count = 1
-        for size in shape:
-            count *= size
-        if len(values) != count:
-            raise ValueError(
-                f"a {dtype} tensor of shape {list(shape)} needs {count} values, not {len(values)}"
-            )
-        self.dtype = dtype
-        self.shape = tuple(shape)
-        self.values = values
-
-    @classmethod
-    def strings(cls, items: Sequence[bytes]) -> Tensor:
-        """A DT_STRING vector, one element per item."""
-        return cls("object", (len(items),), list(items))
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return len(self.values)
-
-    def __len__(self) -> int:
-        if not self.shape:
-            raise TypeError("len() of a 0-d tensor")
-        return self.shape[0]
-
-    def __iter__(self) -> Iterator[Any]:
-        if self.ndim != 1:
-            raise TypeError(f"only 1-D tensors iterate; this one has shape {list(self.shape)}")
-        return iter(self.values)
-
-    def __getitem__(self, index: int) -> Any:
-        if self.ndim != 1:
-            raise TypeError(f"only 1-D tensors index; this one has shape {list(self.shape)}")
-        return self.values[index]
-
-    def tolist(self) -> Any:
-        """Nested lists, as ``numpy.ndarray.tolist`` gives them."""
-        values = self.values.tolist() if hasattr(self.values, "tolist") else list(self.values)
-        return _nest(values, self.shape)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        numpy = require_numpy("converting a Tensor to a numpy array")
-        if self.dtype == "object":
-            result = numpy.empty(len(self.values), dtype=object)
-            result[:] = list(self.values)
-        elif isinstance(self.values, array):
-            result = numpy.frombuffer(self.values, dtype=self.dtype).copy()
-        else:
-            result = numpy.array(list(self.values), dtype=self.dtype)
-        result = result.reshape(self.shape)
-        return result if dtype is None else result.astype(dtype)
-
-    def __repr__(self) -> str:
-        return f"Tensor(dtype={self.dtype!r}, shape={list(self.shape)})"
-
-
-def _nest(values: list[Any], shape: tuple[int, ...]) -> Any:
-    if not shape:
-        return values[0]
-    if len(shape) == 1:
-        return values
-    step = len(values) // shape[0] if shape[0] else 0
-    return [_nest(values[row * step : (row + 1) * step], shape[1:]) for row in range(shape[0])]
-
-
-#: What a transport takes and gives: a numpy array or a :class:`Tensor`.
-TensorLike = Union["np.ndarray", Tensor]
-
-
-def as_numpy(value: TensorLike, feature: str) -> np.ndarray:
-    """The numpy array behind any tensor; MissingDependencyError naming ``feature`` without numpy."""
-    numpy = require_numpy(feature)
-    array: np.ndarray = numpy.asarray(value)
-    return array
+__all__ = [
+    "AsyncTransport",
+    "PredictCall",
+    "SyncTransport",
+    "Tensor",
+    "TensorLike",
+    "ThreadedAsyncTransport",
+]
 
 
 @dataclass(frozen=True)
 class PredictCall:
+    """One predict request, as the client builds it for any transport."""
+
     model: ModelRef
     #: Input alias -> a :data:`TensorLike` (typed Any so that transports may narrow it).
     inputs: dict[str, Any]
@@ -130,6 +46,12 @@ class PredictCall:
 
 
 class SyncTransport(ABC):
+    """What :class:`~shixin_client.ShixinClient` sends through (``transport=``).
+
+    Implement the three calls and ``close``; raise ShixinError subclasses for failures
+    (``ShixinConnectionError`` and ``ServerUnavailableError`` are retried by the client).
+    """
+
     #: A description safe to print: scheme, host and port only, never credentials.
     endpoint: str
 
@@ -148,6 +70,10 @@ class SyncTransport(ABC):
 
 
 class AsyncTransport(ABC):
+    """What :class:`~shixin_client.AsyncShixinClient` sends through: :class:`SyncTransport`'s
+    calls as coroutines, and ``aclose``. :class:`ThreadedAsyncTransport` makes one of any
+    SyncTransport."""
+
     endpoint: str
 
     @abstractmethod
@@ -161,4 +87,31 @@ class AsyncTransport(ABC):
     async def metadata(self, model: ModelRef, timeout: Timeout) -> ModelMetadata: ...
 
     @abstractmethod
-    async def close(self) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+class ThreadedAsyncTransport(AsyncTransport):
+    """Any sync transport on asyncio: each call runs in a worker thread, never on the event loop.
+
+    ``AsyncShixinClient.local()`` runs the embedded model this way; wrap your own
+    SyncTransport in it to hand it to the async client.
+    """
+
+    def __init__(self, transport: SyncTransport) -> None:
+        self.transport = transport
+        self.endpoint = transport.endpoint
+
+    def __repr__(self) -> str:
+        return f"ThreadedAsyncTransport({self.transport!r})"
+
+    async def predict(self, call: PredictCall) -> dict[str, Any]:
+        return await asyncio.to_thread(self.transport.predict, call)
+
+    async def status(self, model: ModelRef, timeout: Timeout) -> ModelStatus:
+        return await asyncio.to_thread(self.transport.status, model, timeout)
+
+    async def metadata(self, model: ModelRef, timeout: Timeout) -> ModelMetadata:
+        return await asyncio.to_thread(self.transport.metadata, model, timeout)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.transport.close)

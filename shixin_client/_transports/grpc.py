@@ -23,17 +23,28 @@ import asyncio
 import re
 from typing import Any, Optional
 
-from .._config import GRPC_MAX_MESSAGE_BYTES, Headers, ModelRef, Timeout, TLSConfig
+from .._config import (
+    GRPC_MAX_MESSAGE_BYTES,
+    GRPC_RECONNECT_BACKOFF_MS,
+    NO_HEADERS,
+    Headers,
+    ModelRef,
+    Timeout,
+    TLSConfig,
+)
 from .._exceptions import (
     BadResponseError,
+    InvalidInputError,
     MissingDependencyError,
     ShixinConnectionError,
     ShixinError,
     ShixinTimeoutError,
+    UsageError,
     error_class_for_code,
 )
 from .._models import ModelMetadata, ModelStatus
-from .base import AsyncTransport, PredictCall, SyncTransport, Tensor
+from .._tensor import Tensor
+from .base import AsyncTransport, PredictCall, SyncTransport
 
 try:
     import grpc
@@ -67,8 +78,6 @@ _RESPONSE_TYPES: dict[str, type[Message]] = {
     GET_MODEL_STATUS_METHOD: get_model_status_pb2.GetModelStatusResponse,
 }
 
-NO_HEADERS = Headers()
-
 
 class _GrpcSettings:
     """Everything but the channel and the waiting: shared by both twins."""
@@ -88,18 +97,21 @@ class _GrpcSettings:
             or any(c.isspace() for c in target)
             or ("://" in target and not target.startswith("dns:"))
         ):
-            raise ValueError(f"gRPC target must be 'host:port' or 'dns:///host:port', got {target!r}")
+            raise InvalidInputError(
+                "target", f"a gRPC target is 'host:port' or 'dns:///host:port', got {target!r}"
+            )
         if (
             isinstance(max_message_bytes, bool)
             or not isinstance(max_message_bytes, int)
             or max_message_bytes <= 0
         ):
-            raise ValueError(f"max_message_bytes must be a positive int, got {max_message_bytes!r}")
+            raise InvalidInputError("max_message_bytes", f"must be a positive int, got {max_message_bytes!r}")
         for key, _ in headers.items:
             if not _METADATA_KEY.match(key.lower()) or key.lower().startswith("grpc-"):
-                raise ValueError(
-                    f"header {key!r} cannot be gRPC metadata: keys are ASCII letters, digits, '-', '_' "
-                    "or '.', and 'grpc-' is reserved"
+                raise InvalidInputError(
+                    f"header {key!r}",
+                    "cannot be gRPC metadata: keys are ASCII letters, digits, '-', '_' or '.', "
+                    "and 'grpc-' is reserved",
                 )
         self.target = target
         self.secure = secure or tls is not None
@@ -114,8 +126,8 @@ class _GrpcSettings:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(endpoint={self.endpoint!r}, headers={self._headers!r})"
 
-    def _closed_error(self) -> RuntimeError:
-        return RuntimeError(f"{self!r} is closed; create a new one")
+    def _closed_error(self) -> UsageError:
+        return UsageError(f"{self!r} is closed; create a new one")
 
     def _credentials(self) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(
@@ -138,13 +150,15 @@ class _GrpcSettings:
             # it was shutting down. The same as a REST connection cut mid-call, and retried.
             return ShixinConnectionError(f"the server dropped {call} (CANCELLED: {details})")
         if code == grpc.StatusCode.INTERNAL and details.startswith(_UNPARSABLE_RESPONSE):
-            return BadResponseError(f"the answer to {call} is not a valid response message: {details}")
+            return self._unparsable(method)
         name = code.name
         return error_class_for_code(name, details)(details, code=name, grpc_code=name, endpoint=self.endpoint)
 
-
-#: Bounds of the channel's reconnect backoff, in ms: (first, longest).
-GRPC_RECONNECT_BACKOFF_MS = (100, 1000)
+    def _unparsable(self, method: str) -> BadResponseError:
+        """Response bytes our deserializer rejects (grpc says so; grpc.aio returns None)."""
+        return BadResponseError(
+            f"the answer to {method.rsplit('/', 1)[-1]} on {self.endpoint} is not a valid response message"
+        )
 
 
 def channel_options(target: str, max_message_bytes: int, server_name: Optional[str]) -> list[tuple[str, Any]]:
@@ -153,8 +167,6 @@ def channel_options(target: str, max_message_bytes: int, server_name: Optional[s
     options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
-        # gRPC's reconnect backoff grows towards 120 s, and calls fail fast meanwhile: after a
-        # server restart a client would keep failing long after the server is back.
         ("grpc.min_reconnect_backoff_ms", GRPC_RECONNECT_BACKOFF_MS[0]),
         ("grpc.initial_reconnect_backoff_ms", GRPC_RECONNECT_BACKOFF_MS[0]),
         ("grpc.max_reconnect_backoff_ms", GRPC_RECONNECT_BACKOFF_MS[1]),
@@ -254,7 +266,7 @@ class AsyncGrpcTransport(_GrpcSettings, AsyncTransport):
             self._methods = _methods(self._channel)
             self._loop = loop
         elif self._loop is not loop:
-            raise RuntimeError(
+            raise UsageError(
                 f"{self!r} was first used in another event loop; a grpc.aio channel cannot change "
                 "loops, so create one transport (or client) per event loop"
             )
@@ -267,10 +279,7 @@ class AsyncGrpcTransport(_GrpcSettings, AsyncTransport):
         except grpc.RpcError as exc:
             raise self._error(exc, method, timeout) from exc
         if response is None:  # grpc.aio logs bytes its deserializer rejects and returns None
-            call_name = method.rsplit("/", 1)[-1]
-            raise BadResponseError(
-                f"the answer to {call_name} on {self.endpoint} is not a valid response message"
-            )
+            raise self._unparsable(method)
         return response
 
     async def predict(self, call: PredictCall) -> dict[str, Tensor]:
@@ -285,7 +294,7 @@ class AsyncGrpcTransport(_GrpcSettings, AsyncTransport):
         response = await self._send(GET_MODEL_METADATA_METHOD, codec.metadata_request(model), timeout)
         return codec.parse_metadata_response(response, model)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self._closed = True
         if self._channel is not None:
             await self._channel.close()

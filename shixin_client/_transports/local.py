@@ -4,24 +4,22 @@ It answers the same three signatures an exported SavedModel serves (``serving_de
 on float tensors, ``serving_bytes`` on encoded files, ``describe`` with the model's
 spec), so the client treats it like any server. The model file sits beside a
 ``spec.json`` that says what the model reads and emits; the one shipped in
-``shixin_client/_assets`` is used when no path is given. ``ai-edge-litert`` comes with
-the ``[local]`` extra and is imported only when a LocalTransport is built.
+``shixin_client/_assets`` is used when no path is given. numpy and ``ai-edge-litert``
+come with the ``[local]`` extra; without them importing this module, or building a
+LocalTransport, is a MissingDependencyError that names it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import threading
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-
-from .._config import ModelRef, Timeout
-from .._decode import greedy_confidences
-from .._exceptions import MissingDependencyError, ModelNotFoundError, RequestRejectedError
+from .._config import DEFAULT_MAX_LOCAL_THREADS, ModelRef, Timeout
+from .._decode.greedy import greedy_confidences
+from .._exceptions import InvalidInputError, MissingDependencyError, ModelNotFoundError, RequestRejectedError
 from .._images import preprocess
 from .._models import ModelMetadata, ModelStatus, SignatureInfo, TensorInfo, VersionStatus
 from .._spec import (
@@ -34,17 +32,22 @@ from .._spec import (
     SIGNATURE_BYTES,
     SIGNATURE_DESCRIBE,
     SIGNATURE_FLOAT,
+    SPEC_FILE,
     CaptchaSpec,
+    int8_path,
+    single_image_path,
 )
-from .base import AsyncTransport, PredictCall, SyncTransport
+from .base import PredictCall, SyncTransport
+
+try:
+    import numpy as np
+except ImportError as exc:
+    raise MissingDependencyError("the embedded model", "local") from exc
 
 ASSETS = Path(__file__).resolve().parent.parent / "_assets"
 DEFAULT_MODEL_PATH = ASSETS / "shixin.tflite"
-SPEC_FILE = "spec.json"
 #: The embedded model has one version; status and metadata report it as this number.
 LOCAL_VERSION = 1
-#: The default thread count for batches is every core up to this many.
-MAX_DEFAULT_THREADS = 4
 #: Threads for one image at a time: too little work to share (see :class:`_Model`).
 SINGLE_IMAGE_THREADS = 1
 #: The int8 companion's answer for a captcha is kept when its greedy reading has exactly the
@@ -53,25 +56,6 @@ SINGLE_IMAGE_THREADS = 1
 #: 14 differently from the float model, each with confidence 0.56 or less; about 7% of readings
 #: fall under 0.9 and are read again, so the strings are the float model's at about 60% of its cost.
 INT8_TRUST = 0.9
-
-
-def single_image_path(model_path: Path) -> Path:
-    """Where the batch-1 companion of a model file sits (``shixin.tflite`` -> ``shixin-single.tflite``).
-
-    Its recurrent layers stay loops instead of being unrolled over the time steps, which
-    LiteRT runs about twice as fast for one image, but its batch size is fixed at 1.
-    """
-    return model_path.with_name(f"{model_path.stem}-single{model_path.suffix}")
-
-
-def int8_path(model_path: Path) -> Path:
-    """Where the int8-weights companion of a model file sits (``shixin.tflite`` -> ``shixin-int8.tflite``).
-
-    The same model with its weights stored as int8 (dynamic-range quantization): LiteRT runs
-    it about twice as fast, and it reads a few captchas in 10,000 differently, so its
-    answers are only kept when it is sure (:data:`INT8_TRUST`).
-    """
-    return model_path.with_name(f"{model_path.stem}-int8{model_path.suffix}")
 
 
 class _Interpreter:
@@ -185,9 +169,13 @@ class LocalTransport(SyncTransport):
         self, model_path: Optional[Path] = None, threads: Optional[int] = None, int8: bool = True
     ) -> None:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be a positive int or None (all cores, up to 4), got {threads!r}")
+            raise InvalidInputError(
+                "threads",
+                f"threads must be a positive int or None (all cores, up to {DEFAULT_MAX_LOCAL_THREADS}), "
+                f"got {threads!r}",
+            )
         if not isinstance(int8, bool):
-            raise ValueError(f"int8 must be True or False, got {int8!r}")
+            raise InvalidInputError("int8", f"int8 must be True or False, got {int8!r}")
         path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
         if not path.is_file():
             raise ModelNotFoundError(
@@ -199,12 +187,11 @@ class LocalTransport(SyncTransport):
         try:
             import ai_edge_litert.interpreter  # noqa: F401
         except ImportError as exc:
-            raise MissingDependencyError("embedded model", "local") from exc
+            raise MissingDependencyError("the embedded model", "local") from exc
         self.spec = read_spec(path.with_name(SPEC_FILE))
         self.endpoint = f"local:{path.name}"
-        #: LiteRT's threads for batches (ddddocr's onnxruntime takes every core by default); past 4
-        #: the model is too small to gain. Single images run on SINGLE_IMAGE_THREADS.
-        self.threads = threads if threads is not None else min(MAX_DEFAULT_THREADS, os.cpu_count() or 1)
+        #: LiteRT's threads for batches; single images run on SINGLE_IMAGE_THREADS.
+        self.threads = threads if threads is not None else min(DEFAULT_MAX_LOCAL_THREADS, os.cpu_count() or 1)
         single = single_image_path(path)
         self._has_single = single.is_file()
         self._float = _Model(path, self.threads, single if self._has_single else None)
@@ -282,26 +269,3 @@ class LocalTransport(SyncTransport):
                 endpoint=self.endpoint,
             )
         return call.inputs[name]
-
-
-class ThreadedAsyncTransport(AsyncTransport):
-    """Any sync transport on asyncio: each call runs in a worker thread, never on the event loop."""
-
-    def __init__(self, transport: SyncTransport) -> None:
-        self.transport = transport
-        self.endpoint = transport.endpoint
-
-    def __repr__(self) -> str:
-        return f"ThreadedAsyncTransport({self.transport!r})"
-
-    async def predict(self, call: PredictCall) -> dict[str, np.ndarray]:
-        return await asyncio.to_thread(self.transport.predict, call)
-
-    async def status(self, model: ModelRef, timeout: Timeout) -> ModelStatus:
-        return await asyncio.to_thread(self.transport.status, model, timeout)
-
-    async def metadata(self, model: ModelRef, timeout: Timeout) -> ModelMetadata:
-        return await asyncio.to_thread(self.transport.metadata, model, timeout)
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self.transport.close)

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Union
 
 from .._config import ModelRef, Timeout
-from .._exceptions import require_numpy
+from .._exceptions import InvalidInputError, require_numpy
 from .._models import ModelMetadata, ModelStatus
 from .._spec import DEFAULT_SPEC, CaptchaSpec
-from .base import AsyncTransport, PredictCall, SyncTransport, Tensor, TensorLike
+from .._tensor import Tensor, TensorLike
+from .base import AsyncTransport, PredictCall, SyncTransport
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,6 +66,9 @@ def _expect(answer: object, kind: type, request: MockRequest) -> None:
 
 
 class MockTransport(SyncTransport):
+    """Every call answered by ``handler(request)``: a :class:`MockRequest` in, what the real
+    transport would return out (or a ShixinError raised)."""
+
     def __init__(self, handler: Callable[[MockRequest], MockAnswer], endpoint: str = "mock://") -> None:
         self.handler = handler
         self.endpoint = endpoint
@@ -96,7 +100,8 @@ class MockTransport(SyncTransport):
 
 
 class AsyncMockTransport(AsyncTransport):
-    """The async twin; the handler may be a plain function or a coroutine function."""
+    """The async twin of :class:`MockTransport`; the handler may be a plain function or a
+    coroutine function."""
 
     def __init__(
         self,
@@ -130,7 +135,7 @@ class AsyncMockTransport(AsyncTransport):
         assert isinstance(answer, ModelMetadata)
         return answer
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         self.closed = True
 
 
@@ -150,7 +155,7 @@ def softmax_for(
     out[:, :, spec.blank_index] = confidence
     for row, text in enumerate(texts):
         if 3 * len(text) > steps:
-            raise ValueError(f"{text!r} needs {3 * len(text)} time steps, the spec has {steps}")
+            raise InvalidInputError(repr(text), f"needs {3 * len(text)} time steps, the spec has {steps}")
         for position, char in enumerate(text):
             frames = slice(3 * position, 3 * position + 2)
             out[row, frames, :] = rest

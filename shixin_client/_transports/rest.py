@@ -2,35 +2,42 @@
 
 Everything about the wire format lives in :mod:`._rest_codec`; this module only sends,
 picks a replica, and maps each HTTP library's exceptions onto the ShixinError tree
-(``raise ... from exc``), the same way for both libraries:
+(``raise ... from exc``). Both twins give the same class and the same message for the
+same failure (the library's own text stays in ``__cause__``):
 
-- could not connect, TLS handshake failed, connection reset -> ShixinConnectionError
-  (and the next replica is tried, when there are several)
-- connect or read deadline passed, or the whole answer took longer than
+- could not connect, TLS failed, connection dropped before an answer
+  -> ShixinConnectionError (and the next replica is tried, when there are several)
+- no connection within ``Timeout.connect``, no answer within ``Timeout.read``, a pause
+  in the answer longer than ``Timeout.read``, or the whole answer not in within
   ``Timeout.total`` (a server trickling bytes) -> ShixinTimeoutError
-- the body was cut short or cannot be decoded -> BadResponseError
+- the body was cut short -> BadResponseError
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import http.cookiejar
 import itertools
 import logging
+import os
+import socket
 import ssl
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 from urllib.parse import unquote, urlsplit
 
 import urllib3
 import urllib3.exceptions
 
-from .._config import Headers, ModelRef, Timeout, TLSConfig
+from .._config import DEFAULT_POOL_SIZE, NO_HEADERS, Headers, ModelRef, Timeout, TLSConfig
 from .._exceptions import (
     BadResponseError,
+    InvalidInputError,
     MissingDependencyError,
     ShixinConnectionError,
     ShixinError,
@@ -39,64 +46,66 @@ from .._exceptions import (
 from .._models import ModelMetadata, ModelStatus
 from .._retry import parse_retry_after
 from .._spec import OUTPUT_SOFTMAX
+from .._tensor import Tensor
+from .._urls import redact_url
 from . import _rest_codec as codec
-from .base import AsyncTransport, PredictCall, SyncTransport, Tensor
+from .base import AsyncTransport, PredictCall, SyncTransport
 
 logger = logging.getLogger("shixin_client")
 
-#: Connections kept per replica: enough for a thread pool hammering one client.
-POOL_MAXSIZE = 64
 #: Bytes asked for per read of a body; each read returns as soon as some have arrived.
 READ_CHUNK_BYTES = 64 * 1024
-NO_HEADERS = Headers()
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
-class _Replicas:
-    """The base URLs of one model server's replicas, handed out round-robin (thread-safe)."""
+@dataclass(frozen=True)
+class _Replica:
+    """One server: its URL without credentials, the name shown for it, and the headers
+    every request to it carries (Basic auth from a ``user:password@`` URL among them)."""
 
-    def __init__(self, base_urls: Sequence[str], tls: Optional[TLSConfig]) -> None:
+    url: str
+    shown: str
+    headers: dict[str, str]
+
+
+class _Replicas:
+    """The replicas of one model server, handed out round-robin (thread-safe)."""
+
+    def __init__(self, base_urls: Sequence[str], tls: Optional[TLSConfig], headers: Headers) -> None:
         if isinstance(base_urls, str) or not base_urls:
-            raise ValueError("base_urls must be a non-empty list of http:// or https:// URLs")
+            raise InvalidInputError("base_urls", "must be a non-empty list of http:// or https:// URLs")
         if tls is not None and tls.server_name is not None:
             # urllib3 and httpx check a certificate against the URL's host; refuse rather than ignore.
-            raise ValueError(
-                "TLSConfig.server_name is supported on gRPC only; use the certificate's host in the URL"
+            raise InvalidInputError(
+                "TLSConfig.server_name", "is supported on gRPC only; use the certificate's host in the URL"
             )
-        self.urls: list[str] = []
-        shown: list[str] = []
+        self.replicas: list[_Replica] = []
         for url in base_urls:
             parts = urlsplit(url)
+            shown = redact_url(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"not an http:// or https:// server URL: {_redact(url)!r}")
+                raise InvalidInputError("server", f"not an http:// or https:// server URL: {shown!r}")
             if tls is not None and parts.scheme != "https":
-                raise ValueError(f"tls= was given but {_redact(url)!r} is plain http://; use https://")
+                raise InvalidInputError("tls", f"tls= was given but {shown!r} is plain http://; use https://")
             if parts.query or parts.fragment:
-                raise ValueError(f"server URL {_redact(url)!r} must not have a query or fragment")
-            self.urls.append(url.rstrip("/"))
-            shown.append(_redact(url))
-        self.endpoint = ",".join(shown)
+                raise InvalidInputError("server", f"server URL {shown!r} must not have a query or fragment")
+            request_headers = {**_JSON_HEADERS, **headers.as_dict()}
+            if parts.username is not None:
+                credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+                request_headers["Authorization"] = urllib3.util.make_headers(basic_auth=credentials)[
+                    "authorization"
+                ]
+            plain = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl().rstrip("/")
+            self.replicas.append(_Replica(plain, shown, request_headers))
+        self.endpoint = ",".join(replica.shown for replica in self.replicas)
         self._counter = itertools.count()
         self._lock = threading.Lock()
 
-    def order(self) -> list[str]:
+    def order(self) -> list[_Replica]:
         """Every replica once, starting one further along than the previous request did."""
         with self._lock:
-            start = next(self._counter) % len(self.urls)
-        return self.urls[start:] + self.urls[:start]
-
-
-def _redact(url: str) -> str:
-    """Scheme, host, port and path only: user:password@ never reaches a message or repr."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+            start = next(self._counter) % len(self.replicas)
+        return self.replicas[start:] + self.replicas[:start]
 
 
 def _single_output(call: PredictCall) -> str:
@@ -111,12 +120,84 @@ def _ssl_context(tls: TLSConfig) -> ssl.SSLContext:
     return context
 
 
-def _failover(replica: str, exc: ShixinConnectionError, remaining: int) -> bool:
+def _failover(replica: _Replica, exc: ShixinConnectionError, remaining: int) -> bool:
     """Whether to try the next replica: only when this one could not be reached at all."""
     if isinstance(exc, ShixinTimeoutError) or remaining == 0:
         return False
-    logger.warning("shixin_client: %s unreachable (%s); trying the next replica", _redact(replica), exc)
+    logger.warning("shixin_client: %s unreachable (%s); trying the next replica", replica.shown, exc)
     return True
+
+
+# One message per failure, whichever library saw it: both twins call these.
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: Optional[BaseException] = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _tls_reason(exc: BaseException) -> Optional[str]:
+    """The TLS library's reason (``CERTIFICATE_VERIFY_FAILED``...) when TLS failed, else None."""
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLError):
+            return str(cause.reason or cause.strerror or "handshake failed")
+    return None
+
+
+def _os_reason(exc: BaseException) -> Optional[str]:
+    """The operating system's words for the deepest socket error behind ``exc``, if any."""
+    for cause in reversed(_causes(exc)):
+        if isinstance(cause, socket.gaierror):
+            return cause.strerror or "name resolution failed"
+        if isinstance(cause, OSError) and isinstance(cause.errno, int) and cause.errno in errno.errorcode:
+            return os.strerror(cause.errno)
+    return None
+
+
+def _unreachable(where: str, exc: BaseException) -> ShixinConnectionError:
+    tls = _tls_reason(exc)
+    if tls is not None:
+        return ShixinConnectionError(f"TLS with {where} failed: {tls}")
+    return ShixinConnectionError(f"cannot reach {where}: {_os_reason(exc) or 'connection failed'}")
+
+
+def _dropped(where: str, exc: BaseException) -> ShixinConnectionError:
+    tls = _tls_reason(exc)
+    if tls is not None:
+        return ShixinConnectionError(f"TLS with {where} failed: {tls}")
+    reason = _os_reason(exc) or "closed by the server"
+    return ShixinConnectionError(f"the connection to {where} broke before an answer: {reason}")
+
+
+def _cut_short(where: str) -> BadResponseError:
+    return BadResponseError(f"the answer from {where} was cut short")
+
+
+def _connect_timeout(where: str, timeout: Timeout) -> ShixinTimeoutError:
+    return ShixinTimeoutError(f"cannot connect to {where} within {timeout.connect}s")
+
+
+def _no_answer(where: str, timeout: Timeout) -> ShixinTimeoutError:
+    return ShixinTimeoutError(f"no answer from {where} within {timeout.read}s")
+
+
+def _stalled(where: str, timeout: Timeout) -> ShixinTimeoutError:
+    return ShixinTimeoutError(f"the answer from {where} stalled for over {timeout.read}s")
+
+
+def _past_deadline(where: str, timeout: Timeout) -> ShixinTimeoutError:
+    return ShixinTimeoutError(f"the answer from {where} did not finish within {timeout.total}s")
+
+
+def _check_status(status: int, headers: Any, content: bytes, where: str) -> bytes:
+    if status != 200:
+        hint = parse_retry_after(headers.get("Retry-After"))
+        raise codec.error_from_response(status, content, where, hint)
+    return content
 
 
 class RestTransport(SyncTransport):
@@ -135,9 +216,9 @@ class RestTransport(SyncTransport):
         *,
         tls: Optional[TLSConfig] = None,
         headers: Headers = NO_HEADERS,
-        pool_maxsize: int = POOL_MAXSIZE,
+        pool_maxsize: int = DEFAULT_POOL_SIZE,
     ) -> None:
-        self._replicas = _Replicas(base_urls, tls)
+        self._replicas = _Replicas(base_urls, tls, headers)
         self.endpoint = self._replicas.endpoint
         self._headers = headers
         self._pools = urllib3.PoolManager(
@@ -146,7 +227,7 @@ class RestTransport(SyncTransport):
             retries=False,
             ssl_context=_ssl_context(tls) if tls else None,
         )
-        self._routes: dict[str, tuple[urllib3.HTTPConnectionPool, dict[str, str]]] = {}
+        self._routes: dict[str, urllib3.HTTPConnectionPool] = {}
         self._cookies = http.cookiejar.CookieJar()
 
     def __repr__(self) -> str:
@@ -172,40 +253,38 @@ class RestTransport(SyncTransport):
         self, method: str, url_for: Callable[[str], str], body: Optional[bytes], timeout: Timeout
     ) -> bytes:
         replicas = self._replicas.order()
-        for position, base in enumerate(replicas):
+        for position, replica in enumerate(replicas):
             try:
-                return self._send_once(method, url_for(base), base, body, timeout)
+                return self._send_once(method, url_for(replica.url), replica, body, timeout)
             except ShixinConnectionError as exc:
-                if not _failover(base, exc, remaining=len(replicas) - position - 1):
+                if not _failover(replica, exc, remaining=len(replicas) - position - 1):
                     raise
         raise AssertionError("unreachable: the last replica's error is always raised")
 
-    def _route(self, base: str) -> tuple[urllib3.HTTPConnectionPool, dict[str, str]]:
-        """The replica's pool and the headers every request to it carries (auth from its URL)."""
-        route = self._routes.get(base)
-        if route is None:
+    def _pool(self, base: str) -> urllib3.HTTPConnectionPool:
+        pool = self._routes.get(base)
+        if pool is None:
             parts = urlsplit(base)
-            pool = self._pools.connection_from_host(parts.hostname, parts.port, parts.scheme)
-            headers = {**_JSON_HEADERS, **self._headers.as_dict()}
-            if parts.username is not None:
-                credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-                headers["Authorization"] = urllib3.util.make_headers(basic_auth=credentials)["authorization"]
-            route = self._routes.setdefault(base, (pool, headers))
-        return route
+            pool = self._routes.setdefault(
+                base, self._pools.connection_from_host(parts.hostname, parts.port, parts.scheme)
+            )
+        return pool
 
-    def _send_once(self, method: str, url: str, base: str, body: Optional[bytes], timeout: Timeout) -> bytes:
-        where = _redact(base)
-        pool, headers = self._route(base)
+    def _send_once(
+        self, method: str, url: str, replica: _Replica, body: Optional[bytes], timeout: Timeout
+    ) -> bytes:
+        where = replica.shown
+        headers = replica.headers
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         if len(self._cookies):
-            request = _cookie_view(parts.scheme, parts.netloc, target)
+            request = urllib.request.Request(url)
             self._cookies.add_cookie_header(request)
             cookie = request.get_header("Cookie")
             headers = {**headers, "Cookie": cookie} if cookie else headers
         deadline = None if timeout.total is None else time.monotonic() + timeout.total
         try:
-            response = pool.urlopen(
+            response = self._pool(replica.url).urlopen(
                 method,
                 target,
                 body=body,
@@ -216,13 +295,15 @@ class RestTransport(SyncTransport):
                 timeout=urllib3.Timeout(connect=timeout.connect, read=timeout.read),
             )
         except urllib3.exceptions.NewConnectionError as exc:  # before its base, ConnectTimeoutError
-            raise ShixinConnectionError(f"cannot reach {where}: {exc}") from exc
-        except urllib3.exceptions.TimeoutError as exc:
-            raise ShixinTimeoutError(f"no answer from {where} in time ({timeout}): {exc}") from exc
+            raise _unreachable(where, exc) from exc
+        except urllib3.exceptions.ConnectTimeoutError as exc:
+            raise _connect_timeout(where, timeout) from exc
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise _no_answer(where, timeout) from exc
         except urllib3.exceptions.SSLError as exc:
-            raise ShixinConnectionError(f"TLS handshake with {where} failed: {exc}") from exc
+            raise _unreachable(where, exc) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ShixinConnectionError(f"cannot reach {where}: {exc}") from exc
+            raise _dropped(where, exc) from exc
         try:
             content = _read_body(response, where, timeout, deadline)
         except BaseException:
@@ -231,17 +312,8 @@ class RestTransport(SyncTransport):
         finally:
             response.release_conn()
         if "Set-Cookie" in response.headers:
-            view = _cookie_view(parts.scheme, parts.netloc, target)
-            self._cookies.extract_cookies(_SetCookies(response.headers), view)  # type: ignore[arg-type]
-        if response.status != 200:
-            hint = parse_retry_after(response.headers.get("Retry-After"))
-            raise codec.error_from_response(response.status, content, where, hint)
-        return content
-
-
-def _cookie_view(scheme: str, netloc: str, target: str) -> urllib.request.Request:
-    """The request as ``CookieJar`` matches cookies against it: no credentials in the host."""
-    return urllib.request.Request(f"{scheme}://{netloc.rpartition('@')[2]}{target}")
+            self._cookies.extract_cookies(_SetCookies(response.headers), urllib.request.Request(url))  # type: ignore[arg-type]
+        return _check_status(response.status, response.headers, content, where)
 
 
 class _SetCookies:
@@ -262,21 +334,29 @@ def _read_body(
 ) -> bytes:
     """The body as it arrives, so a server that trickles bytes cannot hold a call past its deadline.
 
-    urllib3's read timeout bounds each socket read, not the whole answer.
+    urllib3's read timeout bounds each socket read, not the whole answer: once less than
+    ``Timeout.read`` is left before the deadline, each read waits only what is left.
     """
     chunks: list[bytes] = []
+    sock = getattr(response.connection, "sock", None) if deadline is not None else None
+    shortened = False
     while True:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _past_deadline(where, timeout)
+            if sock is not None and timeout.read is not None and left < timeout.read:
+                sock.settimeout(left)
+                shortened = True
         try:
             chunk = response.read1(READ_CHUNK_BYTES)
         except urllib3.exceptions.ReadTimeoutError as exc:
-            raise ShixinTimeoutError(f"the answer from {where} stalled ({timeout}): {exc}") from exc
+            raise (_past_deadline if shortened else _stalled)(where, timeout) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise BadResponseError(f"the answer from {where} was cut short: {exc}") from exc
+            raise _cut_short(where) from exc
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
-        if deadline is not None and time.monotonic() > deadline:
-            raise ShixinTimeoutError(f"the answer from {where} did not finish within {timeout.total}s")
 
 
 class AsyncRestTransport(AsyncTransport):
@@ -288,19 +368,18 @@ class AsyncRestTransport(AsyncTransport):
         *,
         tls: Optional[TLSConfig] = None,
         headers: Headers = NO_HEADERS,
-        pool_maxsize: int = POOL_MAXSIZE,
+        pool_maxsize: int = DEFAULT_POOL_SIZE,
     ) -> None:
         try:
             import httpx
         except ImportError as exc:
             raise MissingDependencyError("the async REST client", "async") from exc
         self._httpx = httpx
-        self._replicas = _Replicas(base_urls, tls)
+        self._replicas = _Replicas(base_urls, tls, headers)
         self.endpoint = self._replicas.endpoint
         self._headers = headers
         self._client = httpx.AsyncClient(
             verify=_ssl_context(tls) if tls else True,
-            headers={**_JSON_HEADERS, **headers.as_dict()},
             limits=httpx.Limits(
                 max_connections=pool_maxsize * len(base_urls), max_keepalive_connections=pool_maxsize
             ),
@@ -324,69 +403,66 @@ class AsyncRestTransport(AsyncTransport):
         raw = await self._send("GET", lambda base: codec.metadata_url(base, model), None, timeout)
         return codec.parse_metadata(raw)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self._client.aclose()
 
     async def _send(
         self, method: str, url_for: Callable[[str], str], body: Optional[bytes], timeout: Timeout
     ) -> bytes:
         replicas = self._replicas.order()
-        for position, base in enumerate(replicas):
+        for position, replica in enumerate(replicas):
             try:
-                return await self._send_once(method, url_for(base), base, body, timeout)
+                return await self._send_once(method, url_for(replica.url), replica, body, timeout)
             except ShixinConnectionError as exc:
-                if not _failover(base, exc, remaining=len(replicas) - position - 1):
+                if not _failover(replica, exc, remaining=len(replicas) - position - 1):
                     raise
         raise AssertionError("unreachable: the last replica's error is always raised")
 
     async def _send_once(
-        self, method: str, url: str, base: str, body: Optional[bytes], timeout: Timeout
+        self, method: str, url: str, replica: _Replica, body: Optional[bytes], timeout: Timeout
     ) -> bytes:
-        where = _redact(base)
-        # httpx's timeouts bound each read; this bounds the whole answer (a trickling server).
+        # httpx's timeouts bound each step; this bounds the whole answer (a trickling server).
         try:
-            return await asyncio.wait_for(self._exchange(method, url, where, body, timeout), timeout.total)
+            return await asyncio.wait_for(self._exchange(method, url, replica, body, timeout), timeout.total)
         except ShixinError:
             raise
         except asyncio.TimeoutError as exc:
-            raise ShixinTimeoutError(
-                f"the answer from {where} did not finish within {timeout.total}s"
-            ) from exc
+            raise _past_deadline(replica.shown, timeout) from exc
 
     async def _exchange(
-        self, method: str, url: str, where: str, body: Optional[bytes], timeout: Timeout
+        self, method: str, url: str, replica: _Replica, body: Optional[bytes], timeout: Timeout
     ) -> bytes:
         httpx = self._httpx
-        # user:password@ goes in as Basic auth, not in the URL: httpx logs request URLs at INFO.
-        target = httpx.URL(url)
-        auth = httpx.BasicAuth(target.username, target.password) if target.userinfo else None
+        where = replica.shown
         request = self._client.build_request(
             method,
-            target.copy_with(username=None, password=None),
+            url,
             content=body,
+            headers=replica.headers,
             timeout=httpx.Timeout(
                 connect=timeout.connect, read=timeout.read, write=timeout.read, pool=timeout.connect
             ),
         )
         try:
-            response = await self._client.send(request, stream=True, auth=auth)
+            response = await self._client.send(request, stream=True)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise _connect_timeout(where, timeout) from exc
         except httpx.TimeoutException as exc:
-            raise ShixinTimeoutError(f"no answer from {where} in time ({timeout}): {exc!r}") from exc
-        except httpx.HTTPError as exc:
-            raise ShixinConnectionError(f"cannot reach {where}: {exc!r}") from exc
-        except ssl.SSLError as exc:
+            raise _no_answer(where, timeout) from exc
+        except httpx.ConnectError as exc:
+            raise _unreachable(where, exc) from exc
+        except (httpx.HTTPError, ssl.SSLError) as exc:
             # httpcore lets TLS alerts that arrive after the handshake through unwrapped
             # (TLS 1.3 reports a refused client certificate on the first read).
-            raise ShixinConnectionError(f"TLS with {where} failed: {exc}") from exc
+            raise _dropped(where, exc) from exc
         try:
             content = await response.aread()
-        except httpx.HTTPError as exc:
-            raise BadResponseError(f"the answer from {where} was cut short: {exc!r}") from exc
+        except httpx.TimeoutException as exc:
+            raise _stalled(where, timeout) from exc
         except ssl.SSLError as exc:
-            raise ShixinConnectionError(f"TLS with {where} failed: {exc}") from exc
+            raise _dropped(where, exc) from exc
+        except httpx.HTTPError as exc:
+            raise _cut_short(where) from exc
         finally:
             await response.aclose()
-        if response.status_code != 200:
-            hint = parse_retry_after(response.headers.get("Retry-After"))
-            raise codec.error_from_response(response.status_code, content, where, hint)
-        return content
+        return _check_status(response.status_code, response.headers, content, where)

@@ -25,11 +25,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shixin_client import DEFAULT_SPEC, MockRequest, MockTransport, RequestRejectedError, ShixinClient
-from shixin_client._decode import to_predictions
+from shixin_client import (
+    DEFAULT_SPEC,
+    MockRequest,
+    MockTransport,
+    RequestRejectedError,
+    ShixinClient,
+    decode_softmax,
+)
 from shixin_client._images import preprocess
 from shixin_client._models import ModelStatus, VersionStatus
 from shixin_client._spec import DEFAULT_MODEL_NAME, INPUT_BYTES, INPUT_FLOAT, OUTPUT_SOFTMAX
+from shixin_client.protocol import HTTP_STATUS_BY_CODE
 
 MODEL_NAME = DEFAULT_MODEL_NAME
 SPEC = DEFAULT_SPEC
@@ -54,7 +61,7 @@ class Oracle:
 
     def texts(self, images: list[Any]) -> list[str]:
         batch = np.stack([preprocess(image) for image in images])
-        return [p.text for p in to_predictions(self.softmax(batch), SPEC)]
+        return [p.text for p in decode_softmax(self.softmax(batch), SPEC)]
 
     def text(self, image: Any) -> str:
         return self.texts([image])[0]
@@ -91,12 +98,10 @@ def captchas() -> list[bytes]:
 
 
 @pytest.fixture(scope="session")
-def model_base(tmp_path_factory: pytest.TempPathFactory, oracle: Oracle) -> Path:
-    """The oracle's weights as a Keras model, exported once with all three signatures."""
+def oracle_model(oracle: Oracle) -> Any:
+    """The oracle's weights as a Keras model (the export input)."""
     keras = pytest.importorskip("keras")
     from keras import layers
-
-    from export.saved_model import export_model
 
     image = keras.Input((SPEC.height, SPEC.width, 1), name=INPUT_FLOAT)
     steps = layers.Reshape((SPEC.time_steps, FEATURES))(layers.Permute((2, 1, 3))(image))
@@ -104,8 +109,16 @@ def model_base(tmp_path_factory: pytest.TempPathFactory, oracle: Oracle) -> Path
     softmax = layers.Activation("softmax", name=OUTPUT_SOFTMAX)(logits)
     model = keras.Model(image, softmax)
     model.get_layer("logits").set_weights([oracle.kernel, oracle.bias])
+    return model
+
+
+@pytest.fixture(scope="session")
+def model_base(tmp_path_factory: pytest.TempPathFactory, oracle_model: Any) -> Path:
+    """The oracle model exported once with all three signatures."""
+    from export.saved_model import export_model
+
     base = tmp_path_factory.mktemp("reliability_models")
-    export_model(model, base, MODEL_NAME, version=1)
+    export_model(oracle_model, base, MODEL_NAME, version=1)
     return base / MODEL_NAME
 
 
@@ -133,10 +146,13 @@ class FaultyHttpProxy:
     """An HTTP/1.1 proxy on loopback that spoils answers on a script, one fault per request.
 
     Faults: ``pass``, ``503``/``429`` (answered by the proxy, never reaching the model),
-    ``reset`` (connection dropped after the request arrived), ``slow:S`` (S seconds before
-    forwarding), ``trickle`` (the real answer 64 bytes every 50 ms), ``truncate`` (half the
-    body, then the connection closes), ``garble`` (random bytes of the right length),
-    ``non_json`` (an HTML page with status 200) and ``drop_prediction`` (the last row removed).
+    ``status:CODE`` (TF Serving's answer for that status name: its HTTP status and an error
+    body), ``reset`` (connection dropped after the request arrived), ``slow:S`` (S seconds
+    before forwarding: a stall before the headers), ``stall_body:S`` (the headers and half
+    the body, then S seconds of silence, then the rest), ``trickle`` (the real answer 64
+    bytes every 50 ms), ``truncate`` (half the body, then the connection closes),
+    ``garble`` (random bytes of the right length), ``non_json`` (an HTML page with status
+    200) and ``drop_prediction`` (the last row removed).
     """
 
     def __init__(self, upstream_url: str) -> None:
@@ -194,9 +210,10 @@ class FaultyHttpProxy:
         if fault == "reset":
             writer.transport.abort()
             return False
-        if fault in ("503", "429"):
+        if fault in ("503", "429") or fault.startswith("status:"):
+            status = fault if fault in ("503", "429") else str(HTTP_STATUS_BY_CODE[fault.split(":")[1]])
             error = json.dumps({"error": f"injected {fault}"}).encode()
-            writer.write(_response_head(f"{fault} Injected", "application/json", len(error)) + error)
+            writer.write(_response_head(f"{status} Injected", "application/json", len(error)) + error)
             await writer.drain()
             return True
         if fault.startswith("slow:"):
@@ -216,6 +233,13 @@ class FaultyHttpProxy:
             await writer.drain()
             writer.transport.abort()
             return False
+        if fault.startswith("stall_body:"):
+            writer.write(content[: len(content) // 2])
+            await writer.drain()
+            await asyncio.sleep(float(fault.split(":")[1]))
+            writer.write(content[len(content) // 2 :])
+            await writer.drain()
+            return True
         if fault == "trickle":
             for index in range(0, len(content), 64):
                 writer.write(content[index : index + 64])

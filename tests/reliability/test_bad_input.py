@@ -255,8 +255,8 @@ def test_bad_input(
     text = shixin.recognize(case.input)
     assert text == oracle.text(case.plain_png)
     assert text == shixin.recognize(case.plain_png)
-    for float_input in (False, True):  # both signatures read the picture the same way
-        assert shixin.recognize(case.input, float_input=float_input) == text
+    for payload in ("image", "tensor"):  # both signatures read the picture the same way
+        assert shixin.recognize(case.input, payload=payload) == text
 
 
 def test_empty_list_to_recognize_many_is_no_request(client: tuple[ShixinClient, Any]) -> None:
@@ -286,7 +286,7 @@ def test_image_limits_are_configurable(captchas: list[bytes], oracle: Any) -> No
     with pytest.raises(InvalidInputError, match="over the 10000-pixel limit"):
         strict.recognize(captchas[0])
     with pytest.raises(InvalidInputError, match="over the 10000-pixel limit"):
-        strict.recognize(captchas[0], float_input=True)
+        strict.recognize(captchas[0], payload="tensor")
     relaxed = strict.with_options(image_limits=ImageLimits())
     assert relaxed.recognize(captchas[0]) == oracle.text(captchas[0])
     with pytest.raises(InvalidInputError, match="over the 10000-pixel limit"):

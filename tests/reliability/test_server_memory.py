@@ -68,7 +68,9 @@ def test_bad_requests_do_not_grow_the_servers_memory(model_base):
         "--model_name=shixin",
         f"--model_base_path={model_base}",
     ]
-    process = subprocess.Popen([sys.executable, "-m", "shixin_client.server", *flags], stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shixin_client.server", *flags], stdout=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{rest}"
     try:
         with ShixinClient(url, retry=0) as client:
