@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from shixin_client._decode import DEFAULT_BEAM_WIDTH, beam_search_decode, greedy_decode
+from shixin_client._config import DEFAULT_BEAM_WIDTH
+from shixin_client._decode.beam import beam_search_decode
+from shixin_client._decode.greedy import greedy_decode
 from shixin_client._spec import DEFAULT_SPEC
 
 from ._context import Context
@@ -93,7 +95,7 @@ def decoding_rows(ctx: Context) -> list[Row]:
             "7a",
             7,
             "Greedy CTC decode",
-            f"`shixin_client._decode.greedy_decode` vs `keras.ops.ctc_decode(strategy='greedy', "
+            f"`shixin_client._decode.greedy.greedy_decode` vs `keras.ops.ctc_decode(strategy='greedy', "
             f"mask_index={blank})` (to numpy) on one seeded synthetic softmax {shape}; wall time per call, "
             f"{GREEDY_CALLS} calls x {counts.decode_rounds} alternating rounds, median; the paths must be "
             "identical",

@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from shixin_client import ShixinClient
-from shixin_client._decode import to_predictions
+from shixin_client import ShixinClient, decode_softmax
 from shixin_client._images import preprocess
 from shixin_client._spec import DEFAULT_SPEC
 from shixin_client._transports.local import DEFAULT_MODEL_PATH
@@ -135,7 +134,7 @@ def embedded_rows(ctx: Context) -> list[Row]:
 def _texts(model: Any, images: np.ndarray) -> list[str]:
     """The model's readings, batched as training.evaluate batches them (its reports' figures)."""
     softmax = model.predict(images, batch_size=ACCURACY_BATCH, verbose=0)
-    return [prediction.text for prediction in to_predictions(softmax, DEFAULT_SPEC)]
+    return [prediction.text for prediction in decode_softmax(softmax, DEFAULT_SPEC)]
 
 
 def preset_rows(ctx: Context) -> list[Row]:

@@ -29,8 +29,7 @@ import keras
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from shixin_client._spec import DEFAULT_SPEC, DESCRIBE_OUTPUTS, CaptchaSpec
-from shixin_client._transports.local import int8_path, single_image_path
+from shixin_client._spec import DEFAULT_SPEC, DESCRIBE_OUTPUTS, CaptchaSpec, int8_path, single_image_path
 
 from .saved_model import check_model_matches, inference_model
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from shixin_client._decode import to_predictions
+from shixin_client import decode_softmax
 from shixin_client._images import preprocess
 from shixin_client._scoring import label_of, score
 from shixin_client._spec import DEFAULT_SPEC, SITE_ALPHABET, CaptchaSpec
@@ -35,7 +35,7 @@ MODE_NOTES = {"faithful": "Patchca's own ranges, as the site draws", "wide": "st
 
 def decode(softmax: np.ndarray, spec: CaptchaSpec = DEFAULT_SPEC, alphabet: str | None = None) -> list[str]:
     """Decode with the SDK's own decoder, so accuracy is measured with the code users run."""
-    return [p.text for p in to_predictions(softmax, spec, alphabet=alphabet)]
+    return [p.text for p in decode_softmax(softmax, spec, alphabet=alphabet)]
 
 
 def real_samples(folder: Path = REAL_SAMPLES) -> list[tuple[Path, str]]:

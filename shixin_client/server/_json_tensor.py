@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from shixin_client._transports._rest_codec import json_shape
+from shixin_client.protocol import json_shape
 
 from ._status import ServingError, invalid_argument
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from shixin_client._exceptions import HTTP_STATUS_BY_CODE
+from shixin_client.protocol import HTTP_STATUS_BY_CODE
 
 # §2: gRPC messages longer than this are cut and marked.
 GRPC_MESSAGE_LIMIT = 1024

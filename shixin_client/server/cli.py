@@ -15,8 +15,8 @@ import signal
 import sys
 from typing import Any
 
+from shixin_client import __version__
 from shixin_client._spec import DEFAULT_GRPC_PORT
-from shixin_client._version import __version__
 
 # tensorflow_model_server's exit status when flags do not parse (§3.1).
 EXIT_BAD_FLAGS = 255
