@@ -71,7 +71,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with running_server(base / "shixin", "shixin") as server:
         with ShixinClient(server.rest_url) as client:
             texts = client.recognize_many(CAPTCHA_FILES)
-            float_texts = client.recognize_many(CAPTCHA_FILES, float_input=True)
+            float_texts = client.recognize_many(CAPTCHA_FILES, payload="tensor")
         assert len(set(texts)) > 1, f"the test model reads every captcha alike ({texts}); pick another seed"
         yield Served(server.rest_url, f"grpc://{server.grpc_target}", texts, float_texts)
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 from PIL import Image
 
 from export.tf_preprocess import decode_and_preprocess
-from shixin_client._decode import to_predictions
+from shixin_client import decode_softmax
 from shixin_client._images import DEFAULT_LIMITS, preprocess, wire_bytes
 from shixin_client._spec import (
     DEFAULT_SPEC,
@@ -112,8 +112,8 @@ def _softmax_parity(loaded: Any, files: list[bytes]) -> None:
     wire = tf.constant([wire_bytes(data) for data in files])
     by_bytes = loaded.signatures[SIGNATURE_BYTES](**{INPUT_BYTES: wire})[OUTPUT_SOFTMAX].numpy()
     assert np.abs(by_bytes - by_float).max() <= 1e-4
-    assert [p.text for p in to_predictions(by_bytes, DEFAULT_SPEC)] == [
-        p.text for p in to_predictions(by_float, DEFAULT_SPEC)
+    assert [p.text for p in decode_softmax(by_bytes, DEFAULT_SPEC)] == [
+        p.text for p in decode_softmax(by_float, DEFAULT_SPEC)
     ]
 
 

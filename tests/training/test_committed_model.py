@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shixin_client import ShixinClient
-from shixin_client._decode import to_predictions
+from shixin_client import ShixinClient, decode_softmax
 from shixin_client._images import preprocess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +29,7 @@ def test_keras_model_reads_every_shared_real_sample(real_samples):
 
     model = keras.models.load_model(KERAS_MODEL)
     batch = np.stack([preprocess(path) for path, _ in real_samples])
-    texts = [p.text for p in to_predictions(model.predict(batch, verbose=0), ShixinClient.local().spec)]
+    texts = [p.text for p in decode_softmax(model.predict(batch, verbose=0), ShixinClient.local().get_spec())]
     assert texts == [label for _, label in real_samples]
 
 
@@ -54,12 +53,12 @@ def test_embedded_default_gives_the_savedmodels_strings_on_1000_generated_captch
     files = [png_bytes(c) for c in generate(TEST_SEED, 1000)]
     serve = tf.saved_model.load(str(EXPORT)).signatures[SIGNATURE_BYTES]
     with ShixinClient.local() as client:
-        spec = client.spec
+        spec = client.get_spec()
         saved = []
         for start in range(0, len(files), 200):
             chunk = tf.constant(files[start : start + 200])
             softmax = serve(**{INPUT_BYTES: chunk})[OUTPUT_SOFTMAX].numpy()
-            saved += [p.text for p in to_predictions(softmax, spec)]
+            saved += [p.text for p in decode_softmax(softmax, spec)]
         embedded = client.recognize_many(files, batch_size=200)
         transport = client._shared.transport
     assert embedded == saved
