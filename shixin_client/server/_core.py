@@ -47,15 +47,33 @@ class ServingCore:
     async def poll(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self.repository.poll)
 
+    async def initial_load(self) -> None:
+        """Poll until every aspired version is AVAILABLE or has used up its load retries.
+
+        TF Serving opens its ports only once this initial load is over, and exits when a
+        configured model did not become available (§3.3); the same error is raised here.
+        """
+        await self.poll()
+        while (wait_s := self.repository.next_retry_in()) is not None:
+            await asyncio.sleep(wait_s)
+            await self.poll()
+        failed = self.repository.unavailable_models()
+        if failed:
+            raise ServingError(
+                "UNKNOWN", "Some models did not become available: {" + ", ".join(failed) + ", }"
+            )
+
     async def reload(self, configs: list[model_server_config_pb2.ModelConfig]) -> None:
         """Replace the served models (a reloaded config file or HandleReloadConfigRequest)."""
+        # ServerCore applies the label map before it adds or loads the new config's models,
+        # so a label moved onto a version that is not AVAILABLE fails the whole reload (§3.3).
+        self.repository.apply_labels(configs, self._allow_unavailable_labels)
         try:
             await asyncio.get_running_loop().run_in_executor(
                 self._executor, self.repository.replace_configs, configs
             )
         except ValueError as exc:
             raise invalid_argument(str(exc)) from None
-        self.repository.check_labels(self._allow_unavailable_labels)
 
     @contextmanager
     def in_flight(self) -> Iterator[None]:

@@ -24,7 +24,7 @@ from shixin_client._spec import SIGNATURE_FLOAT
 from ._config_files import BatchingOptions
 from ._json_tensor import dtype_name
 from ._repository import LoadedVersion
-from ._status import ServingError, invalid_argument
+from ._status import ServingError, invalid_argument, tf_error_code_name
 
 #: TF Serving's warm-up file inside a version directory, and its record limit.
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
@@ -33,13 +33,18 @@ MAX_WARMUP_RECORDS = 1000
 
 @dataclass(frozen=True)
 class Signature:
-    """A callable signature of a loaded version, with what validation needs."""
+    """A signature of a loaded version: what validation needs and the graph tensors it names."""
 
     loaded: LoadedVersion
     name: str
-    function: Any
     input_specs: dict[str, tf.TensorSpec]
-    output_names: tuple[str, ...]
+    #: alias -> graph tensor name ("the_input:0"), as Session::Run takes them.
+    input_tensors: dict[str, str]
+    output_tensors: dict[str, str]
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(sorted(self.output_tensors))
 
     @property
     def input_dtypes(self) -> dict[str, int]:
@@ -47,12 +52,20 @@ class Signature:
 
 
 def find_signature(loaded: LoadedVersion, name: str) -> Signature | None:
-    function = loaded.functions.get(name)
-    if function is None:
+    if name not in loaded.signature_defs.signature_def:
         return None
-    input_specs = dict(function.structured_input_signature[1])
-    output_names = tuple(sorted(loaded.signature_defs.signature_def[name].outputs))
-    return Signature(loaded, name, function, input_specs, output_names)
+    signature_def = loaded.signature_defs.signature_def[name]
+    input_specs = {
+        alias: tf.TensorSpec(tf.TensorShape(info.tensor_shape), tf.as_dtype(info.dtype), name=alias)
+        for alias, info in signature_def.inputs.items()
+    }
+    return Signature(
+        loaded,
+        name,
+        input_specs,
+        {alias: info.name for alias, info in signature_def.inputs.items()},
+        {alias: info.name for alias, info in signature_def.outputs.items()},
+    )
 
 
 def check_inputs(signature: Signature, inputs: Mapping[str, np.ndarray], dtypes: Mapping[str, int]) -> None:
@@ -133,31 +146,36 @@ def warm_up(loaded: LoadedVersion) -> None:
             signature, inputs = read_predict_request(loaded, log.predict_log.request)
             execute(signature, inputs)
         except ServingError as exc:
-            raise ValueError(f"Warm-up record {index} of {path} failed: {exc.to_string()}") from None
+            raise ServingError(exc.code, f"Warm-up record {index} of {path} failed: {exc.message}") from None
 
 
 def execute(signature: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """One call into TensorFlow (on a worker thread); TF's own failures become statuses."""
-    tensors = {
-        alias: tf.constant(inputs[alias], dtype=spec.dtype) for alias, spec in signature.input_specs.items()
+    """One ``Session.run`` on the signature's tensors (on a worker thread), as TF Serving runs it.
+
+    TensorFlow's own failures keep their status code (TF Serving passes Session::Run's
+    status through); anything else is INTERNAL, so the server outlives any model failure.
+    """
+    feeds = {
+        signature.input_tensors[alias]: np.asarray(inputs[alias], dtype=spec.dtype.as_numpy_dtype)
+        for alias, spec in signature.input_specs.items()
     }
     try:
-        result = signature.function(**tensors)
-    except tf.errors.InvalidArgumentError as exc:
-        raise invalid_argument(_op_message(exc)) from None
+        result = signature.loaded.session.run(signature.output_tensors, feed_dict=feeds)
     except tf.errors.OpError as exc:
-        raise ServingError("INTERNAL", _op_message(exc)) from None
+        raise ServingError(tf_error_code_name(exc) or "INTERNAL", _op_message(exc)) from None
     except Exception as exc:  # the server must outlive any model failure
         raise ServingError("INTERNAL", f"{type(exc).__name__}: {exc}") from None
-    return {alias: np.asarray(value.numpy()) for alias, value in result.items()}
+    return {alias: np.asarray(value) for alias, value in result.items()}
 
 
 def _op_message(exc: Any) -> str:
-    """The kernel's own text, without eager Python's "Graph execution error" preamble."""
+    """The kernel's own text, without the graph-node and Python-stack notes TensorFlow appends."""
     message = str(exc.message)
-    marker = "<stack traces unavailable>\n"
-    if message.startswith("Graph execution error") and marker in message:
-        message = message.split(marker, 1)[1]
+    if message.startswith("Graph execution error"):  # Python's preamble, not the kernel's status
+        message = message.partition("\n")[2]
+        message = message.partition("<stack traces unavailable>\n")[2] or message
+    for marker in ("\n\nDetected at node", "\n\nOriginal stack trace", "\n\nErrors may have originated"):
+        message = message.split(marker, 1)[0]
     return message.strip()
 
 

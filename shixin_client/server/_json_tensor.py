@@ -1,4 +1,4 @@
-"""JSON <-> tensors for the REST API, byte for byte where clients can tell (docs/tf-serving-compat.md §1.3-§1.5).
+"""JSON <-> tensors for the REST API, as TF Serving does it (docs/tf-serving-compat.md §1.3-§1.5).
 
 TF Serving parses with rapidjson and writes with its own number formatting; this module
 reproduces the parts a client can observe: which documents are accepted, the error

@@ -6,12 +6,21 @@ poll compares the directories with the model's version policy (latest N by defau
 longer aspired once something else is available (TF Serving's availability-preserving
 policy). Requests resolve a name plus an optional version or label to one loaded
 version under a lock; a request keeps its version alive even if a poll unloads it.
+
+A version loads the way TF Serving loads it (docs/tf-serving-compat.md §3.3): TensorFlow's
+session loader restores the SaverDef's variables into a TF1 graph session, and requests
+run ``Session.run`` on the signature's tensor names. A SavedModel that only Python's
+object-graph loader can run fails here as it fails in TF Serving. A failed load is
+retried ``max_num_load_retries`` times, ``load_retry_interval_s`` apart, then the version
+ends with the error. Version labels live in their own map, changed only through
+:meth:`ModelRepository.apply_labels` with TF Serving's rules.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +29,8 @@ from typing import Any
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from ._status import ServingError, invalid_argument, not_found
+from ._defaults import DEFAULT_LOAD_RETRY_INTERVAL_S, DEFAULT_MAX_NUM_LOAD_RETRIES
+from ._status import ServingError, invalid_argument, not_found, tf_error_code_name
 
 logger = logging.getLogger("shixin_client.server")
 
@@ -32,15 +42,14 @@ SERVE_TAG = "serve"
 
 @dataclass
 class LoadedVersion:
-    """One loaded SavedModel version: callable signatures plus their SignatureDefs for metadata."""
+    """One loaded SavedModel version: its TF1 session plus the SignatureDefs that name its tensors."""
 
     name: str
     version: int
     path: Path
     signature_defs: get_model_metadata_pb2.SignatureDefMap
-    functions: dict[str, Any]
-    #: The object returned by tf.saved_model.load; the functions need it alive.
-    module: Any = field(repr=False)
+    #: The ``tf.compat.v1.Session`` the SavedModel was restored into; requests run in it.
+    session: Any = field(repr=False)
 
 
 @dataclass
@@ -51,26 +60,32 @@ class _VersionState:
 
 
 def load_saved_model(name: str, version: int, path: Path) -> LoadedVersion:
+    """TF Serving's load: the C++ SavedModel loader into a fresh graph session (restore op, init op)."""
     import tensorflow as tf
-    from tensorflow.core.protobuf import saved_model_pb2
 
-    saved_model = saved_model_pb2.SavedModel()
-    pb_path = path / SAVED_MODEL_FILES[0]
-    if pb_path.exists():
-        saved_model.ParseFromString(pb_path.read_bytes())
-    else:
-        from google.protobuf import text_format
-
-        text_format.Parse((path / SAVED_MODEL_FILES[1]).read_text(encoding="utf-8"), saved_model)
-    graphs = [graph for graph in saved_model.meta_graphs if SERVE_TAG in graph.meta_info_def.tags]
-    if not graphs:
-        raise ValueError(f"SavedModel {path} has no MetaGraph tagged {SERVE_TAG!r}")
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    try:
+        with graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, [SERVE_TAG], str(path))
+    except BaseException:
+        session.close()
+        raise
     signature_defs = get_model_metadata_pb2.SignatureDefMap()
-    for key, signature in graphs[0].signature_def.items():
-        signature_defs.signature_def[key].CopyFrom(signature)
-    module = tf.saved_model.load(str(path), tags=[SERVE_TAG])
-    functions = dict(module.signatures.items())
-    return LoadedVersion(name, version, path, signature_defs, functions, module)
+    for key, signature in meta_graph.signature_def.items():
+        if not key.startswith("__"):  # __saved_model_init_op is the loader's, not a signature
+            signature_defs.signature_def[key].CopyFrom(signature)
+    return LoadedVersion(name, version, path, signature_defs, session)
+
+
+def load_error_status(exc: BaseException) -> tuple[str, str]:
+    """(TF error code name, message) a failed load reports in GetModelStatus."""
+    if isinstance(exc, ServingError):
+        return exc.code, exc.message
+    code = tf_error_code_name(exc)
+    if code is not None:
+        return code, str(getattr(exc, "message", exc))
+    return "UNKNOWN", f"{type(exc).__name__}: {exc}"
 
 
 def version_dirs(base_path: Path) -> dict[int, Path]:
@@ -111,12 +126,24 @@ def _check_configs(configs: list[model_server_config_pb2.ModelConfig]) -> None:
             raise ValueError(f"every model config needs a name and a base_path; got {config!r}")
 
 
+@dataclass
+class _Attempts:
+    """A version whose load failed: how often, when the next try is due, and the last error."""
+
+    failures: int
+    next_try: float
+    error: tuple[str, str]
+
+
 class _Model:
     def __init__(self, config: model_server_config_pb2.ModelConfig) -> None:
         self.config = config
         self.loaded: dict[int, LoadedVersion] = {}
         self.states: dict[int, _VersionState] = {}
+        self.attempts: dict[int, _Attempts] = {}
+        #: Versions whose load failed max_num_load_retries + 1 times: END with the error.
         self.failed: set[int] = set()
+        self.no_versions_logged = False
 
 
 class ModelRepository:
@@ -126,13 +153,58 @@ class ModelRepository:
         self,
         configs: list[model_server_config_pb2.ModelConfig],
         on_load: Callable[[LoadedVersion], None] | None = None,
+        *,
+        max_num_load_retries: int = DEFAULT_MAX_NUM_LOAD_RETRIES,
+        load_retry_interval_s: float = DEFAULT_LOAD_RETRY_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``on_load`` runs on each freshly loaded version (warm-up); if it raises, the load fails."""
         _check_configs(configs)
+        if max_num_load_retries < 0 or load_retry_interval_s < 0:
+            raise ValueError("max_num_load_retries and load_retry_interval_s must not be negative")
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._models = {config.name: _Model(config) for config in configs}
+        self._labels: dict[str, dict[str, int]] = {}
         self._on_load = on_load
+        self._max_retries = max_num_load_retries
+        self._retry_interval_s = load_retry_interval_s
+        self._clock = clock
+
+    def missing_base_paths(self) -> list[str]:
+        """TF Serving's text for every configured base path that does not exist."""
+        return [
+            f"Could not find base path {model.config.base_path} for servable {name}"
+            for name, model in self._models.items()
+            if not Path(model.config.base_path).is_dir()
+        ]
+
+    def apply_labels(
+        self, configs: list[model_server_config_pb2.ModelConfig], allow_unavailable: bool = False
+    ) -> None:
+        """Install the configs' version labels with ServerCore's rules (docs/tf-serving-compat.md §3.3).
+
+        A label may point only at an AVAILABLE version. ``allow_unavailable``
+        (--allow_version_labels_for_unavailable_models) lifts that for labels that do not
+        exist yet; an existing label still moves only onto an AVAILABLE version. On
+        failure nothing changes and the FAILED_PRECONDITION is raised.
+        """
+        with self._lock:
+            labels: dict[str, dict[str, int]] = {}
+            for config in configs:
+                model = self._models.get(config.name)
+                available = set(model.loaded) if model is not None else set()
+                current = self._labels.get(config.name, {})
+                for label, version in config.version_labels.items():
+                    new_label = label not in current
+                    if version not in available and not (allow_unavailable and new_label):
+                        raise ServingError(
+                            "FAILED_PRECONDITION",
+                            f"Request to assign label to version {version} of model {config.name}, "
+                            "which is not currently available for inference",
+                        )
+                labels[config.name] = dict(config.version_labels)
+            self._labels = labels
 
     def replace_configs(self, configs: list[model_server_config_pb2.ModelConfig]) -> None:
         """Serve exactly these models from now on (§2 HandleReloadConfigRequest): models left
@@ -160,31 +232,42 @@ class ModelRepository:
             for model in list(self._models.values()):
                 self._poll_model(model)
 
+    def next_retry_in(self) -> float | None:
+        """Seconds until the next failed load is due for a retry; None when none is pending."""
+        with self._lock:
+            due = [
+                a.next_try for m in self._models.values() for v, a in m.attempts.items() if v not in m.failed
+            ]
+        return max(0.0, min(due) - self._clock()) if due else None
+
+    def unavailable_models(self) -> list[str]:
+        """``{name: M version: N}`` for each version whose load failed for good (startup exits on them)."""
+        with self._lock:
+            return [
+                f"{{name: {name} version: {version}}}"
+                for name, model in sorted(self._models.items())
+                for version in sorted(model.failed)
+            ]
+
     def _poll_model(self, model: _Model) -> None:
         name = model.config.name
         on_disk = version_dirs(Path(model.config.base_path))
         if not on_disk and not model.loaded:
-            logger.warning(
-                "No versions of servable %s found under base path %s", name, model.config.base_path
-            )
+            if not model.no_versions_logged:
+                logger.warning(
+                    "No versions of servable %s found under base path %s", name, model.config.base_path
+                )
+            model.no_versions_logged = True
+        else:
+            model.no_versions_logged = False
         aspired = aspired_versions(model.config, on_disk)
         for version in sorted(aspired - set(model.loaded) - model.failed):
-            self._set_state(model, version, _VersionState("LOADING"))
-            try:
-                loaded = load_saved_model(name, version, on_disk[version])
-                if self._on_load is not None:
-                    self._on_load(loaded)
-            except Exception as exc:  # a broken SavedModel must not take the server down
-                logger.error("Loading servable: {name: %s version: %d} failed: %s", name, version, exc)
-                model.failed.add(version)
-                self._set_state(
-                    model, version, _VersionState("END", "UNKNOWN", f"{type(exc).__name__}: {exc}")
-                )
+            attempts = model.attempts.get(version)
+            if attempts is not None and self._clock() < attempts.next_try:
                 continue
-            with self._lock:
-                model.loaded[version] = loaded
-                model.states[version] = _VersionState("AVAILABLE")
-            logger.info("Successfully loaded servable version {name: %s version: %d}", name, version)
+            self._load(model, version, on_disk[version])
+        for gone in set(model.attempts) - set(on_disk):
+            del model.attempts[gone]
         model.failed &= set(on_disk)
         if not aspired & set(model.loaded):
             return
@@ -194,30 +277,53 @@ class ModelRepository:
                 model.states[version] = _VersionState("END")
             logger.info("Unloaded servable version {name: %s version: %d}", name, version)
 
+    def _load(self, model: _Model, version: int, path: Path) -> None:
+        name = model.config.name
+        self._set_state(model, version, _VersionState("LOADING"))
+        try:
+            loaded = load_saved_model(name, version, path)
+            if self._on_load is not None:
+                self._on_load(loaded)
+        except Exception as exc:  # a broken SavedModel must not take the server down
+            code, message = load_error_status(exc)
+            previous = model.attempts.get(version)
+            failures = previous.failures + 1 if previous is not None else 1
+            model.attempts[version] = _Attempts(
+                failures, self._clock() + self._retry_interval_s, (code, message)
+            )
+            if failures <= self._max_retries:
+                logger.error(
+                    "Loading servable: {name: %s version: %d} failed: %s: %s. Retrying (%d of %d)",
+                    name,
+                    version,
+                    code,
+                    message,
+                    failures,
+                    self._max_retries,
+                )
+                return
+            logger.error(
+                "Loading servable: {name: %s version: %d} failed: %s: %s", name, version, code, message
+            )
+            model.failed.add(version)
+            self._set_state(model, version, _VersionState("END", code, message))
+            return
+        with self._lock:
+            model.attempts.pop(version, None)
+            model.loaded[version] = loaded
+            model.states[version] = _VersionState("AVAILABLE")
+        logger.info("Successfully loaded servable version {name: %s version: %d}", name, version)
+
     def _set_state(self, model: _Model, version: int, state: _VersionState) -> None:
         with self._lock:
             model.states[version] = state
-
-    def check_labels(self, allow_unavailable: bool = False) -> None:
-        """§3.2: a label may only point at an AVAILABLE version (unless explicitly allowed)."""
-        if allow_unavailable:
-            return
-        with self._lock:
-            for model in self._models.values():
-                for version in model.config.version_labels.values():
-                    if version not in model.loaded:
-                        raise ServingError(
-                            "FAILED_PRECONDITION",
-                            f"Request to assign label to version {version} of model {model.config.name}, "
-                            "which is not currently available for inference",
-                        )
 
     def resolve(self, name: str, version: int | None = None, label: str | None = None) -> LoadedVersion:
         """The servable a request names, with TF Serving's errors (§1.8)."""
         with self._lock:
             model = self._models.get(name)
             if label is not None:
-                labels = model.config.version_labels if model is not None else {}
+                labels = self._labels.get(name, {})
                 if label not in labels:
                     raise invalid_argument(f"Unrecognized servable version label: {label}")
                 version = labels[label]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import grpc
 
 from shixin_client.protocol import HTTP_STATUS_BY_CODE
@@ -45,3 +47,16 @@ def invalid_argument(message: str) -> ServingError:
 
 def not_found(message: str) -> ServingError:
     return ServingError("NOT_FOUND", message)
+
+
+def tf_error_code_name(exc: BaseException) -> str | None:
+    """The TF status code of a TensorFlow ``OpError``: ``FailedPreconditionError`` -> FAILED_PRECONDITION.
+
+    TF Serving passes ``Session::Run``'s status through unchanged, so the server reports the
+    code TensorFlow raised rather than folding every failure into INTERNAL.
+    """
+    name = type(exc).__name__
+    if not name.endswith("Error") or not hasattr(exc, "error_code"):
+        return None
+    code = re.sub(r"(?<!^)(?=[A-Z])", "_", name[: -len("Error")]).upper()
+    return code if code in HTTP_STATUS_BY_CODE and code != "OK" else None

@@ -18,6 +18,8 @@ from typing import Any
 from shixin_client import __version__
 from shixin_client._spec import DEFAULT_GRPC_PORT
 
+from ._defaults import DEFAULT_LOAD_RETRY_INTERVAL_S, DEFAULT_MAX_NUM_LOAD_RETRIES
+
 # tensorflow_model_server's exit status when flags do not parse (§3.1).
 EXIT_BAD_FLAGS = 255
 EXIT_STARTUP_FAILED = 1
@@ -105,6 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
         "replay assets.extra/tf_serving_warmup_requests when a version loads",
         default=True,
     )
+    flag(
+        "max_num_load_retries",
+        type=int,
+        default=DEFAULT_MAX_NUM_LOAD_RETRIES,
+        help="retries of a failed version load before the version ends with the error",
+    )
+    flag(
+        "load_retry_interval_micros",
+        type=int,
+        default=int(DEFAULT_LOAD_RETRY_INTERVAL_S * 1_000_000),
+        help="microseconds between load retries",
+    )
+    switch(
+        "wait_for_models",
+        "ours: start even when a model base path does not exist, and keep polling for it (TF Serving's "
+        "behaviour); by default a missing base path stops the start with an error",
+    )
     flag("ssl_config_file", default="", help="SSLConfig text proto (PEM contents) securing the gRPC port")
     switch("rest_api_enable_cors_support", "answer CORS preflights and add CORS headers on the REST port")
     flag("max_request_bytes", type=int, default=None, help="largest REST request body (ours; default 16 MiB)")
@@ -123,6 +142,8 @@ def options_from_args(args: argparse.Namespace) -> Any:
             "server_options.batching_parameters_file is set without setting "
             "server_options.enable_batching to true."
         )
+    if args.max_num_load_retries < 0 or args.load_retry_interval_micros < 0:
+        raise ValueError("--max_num_load_retries and --load_retry_interval_micros must not be negative")
     if args.port == 0 and not args.grpc_socket_path:
         raise ValueError("--port=0 turns gRPC off, which needs --grpc_socket_path to be set")
     from . import _config_files as files  # imports TensorFlow Serving's protos, so only once flags are sane
@@ -166,6 +187,9 @@ def options_from_args(args: argparse.Namespace) -> Any:
         max_request_bytes=args.max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
         allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
         enable_model_warmup=args.enable_model_warmup,
+        max_num_load_retries=args.max_num_load_retries,
+        load_retry_interval_s=args.load_retry_interval_micros / 1_000_000,
+        wait_for_models=args.wait_for_models,
     )
 
 

@@ -19,6 +19,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from ._config_files import BatchingOptions, GrpcTls, read_model_server_config
 from ._core import ServingCore
+from ._defaults import DEFAULT_LOAD_RETRY_INTERVAL_S, DEFAULT_MAX_NUM_LOAD_RETRIES
 from ._grpc import MAX_MESSAGE_BYTES, add_services
 from ._inference import Runner, warm_up
 from ._metrics import Metrics
@@ -63,6 +64,13 @@ class ServerOptions:
     allow_version_labels_for_unavailable_models: bool = False
     #: Replay assets.extra/tf_serving_warmup_requests on load, as TF Serving does by default.
     enable_model_warmup: bool = True
+    #: A failed load is retried this often, this far apart (--max_num_load_retries,
+    #: --load_retry_interval_micros; TF Serving's defaults).
+    max_num_load_retries: int = DEFAULT_MAX_NUM_LOAD_RETRIES
+    load_retry_interval_s: float = DEFAULT_LOAD_RETRY_INTERVAL_S
+    #: Ours: start even when a base path does not exist yet, and keep polling for it (TF
+    #: Serving's own behaviour); by default such a path fails the start with a clear error.
+    wait_for_models: bool = False
     grace_s: float = DEFAULT_GRACE_S
 
     def __post_init__(self) -> None:
@@ -70,6 +78,8 @@ class ServerOptions:
             raise ValueError("ServerOptions.models must name at least one model")
         if self.max_request_bytes <= 0:
             raise ValueError(f"max_request_bytes must be positive, got {self.max_request_bytes}")
+        if self.max_num_load_retries < 0 or self.load_retry_interval_s < 0:
+            raise ValueError("max_num_load_retries and load_retry_interval_s must not be negative")
         if self.file_system_poll_wait_seconds < 0:
             raise ValueError("file_system_poll_wait_seconds must not be negative")
         for name in ("grpc_port", "rest_port"):
@@ -96,12 +106,22 @@ class ModelServer:
         options = self.options
         loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="shixin-model")
-        repository = ModelRepository(options.models, warm_up if options.enable_model_warmup else None)
+        repository = ModelRepository(
+            options.models,
+            warm_up if options.enable_model_warmup else None,
+            max_num_load_retries=options.max_num_load_retries,
+            load_retry_interval_s=options.load_retry_interval_s,
+        )
+        if not options.wait_for_models and (missing := repository.missing_base_paths()):
+            raise ServingError(
+                "NOT_FOUND", "; ".join(missing) + " (--wait_for_models keeps polling for it instead)"
+            )
         runner = Runner(self._executor, options.batching)
         allow_labels = options.allow_version_labels_for_unavailable_models
         self.core = ServingCore(repository, runner, Metrics(), self._executor, allow_labels)
-        await self.core.poll()
-        repository.check_labels(allow_labels)
+        # §3.3: labels are applied before anything loads, then the initial load runs to its end.
+        repository.apply_labels(options.models, allow_labels)
+        await self.core.initial_load()
         if options.grpc_port is not None or options.grpc_socket_path:
             await self._start_grpc()
         rest_port = options.rest_port

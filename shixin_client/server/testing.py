@@ -19,6 +19,7 @@ from .server import ModelServer, ServerOptions, model_config
 
 LOOPBACK = "127.0.0.1"
 _START_TIMEOUT_S = 120.0
+TEST_LOAD_RETRY_INTERVAL_S = 0.05
 
 
 class RunningServer:
@@ -80,12 +81,20 @@ def running_server(
 
     Other keyword arguments are :class:`ServerOptions` fields, e.g. ``batching=BatchingOptions(...)``,
     ``prometheus_path="/monitoring/prometheus/metrics"`` or ``file_system_poll_wait_seconds=0.2``.
+    A failed load is retried as often as TF Serving retries it, but ``TEST_LOAD_RETRY_INTERVAL_S``
+    apart instead of a minute, so a test of a broken model ends in seconds.
     """
     if "models" not in opts:
         if model_base_path is None:
             raise ValueError("running_server needs model_base_path or models=[...]")
         opts["models"] = [model_config(model_name, str(model_base_path))]
-    options = ServerOptions(**{"host": LOOPBACK, "grpc_port": 0, "rest_port": 0, **opts})
+    defaults = {
+        "host": LOOPBACK,
+        "grpc_port": 0,
+        "rest_port": 0,
+        "load_retry_interval_s": TEST_LOAD_RETRY_INTERVAL_S,
+    }
+    options = ServerOptions(**{**defaults, **opts})
     handle = RunningServer(options)
     try:
         yield handle

@@ -137,5 +137,7 @@ def server(model_root: Path) -> Iterator[RunningServer]:
         prometheus_path=PROMETHEUS_PATH,
         max_request_bytes=256 * 1024,
         file_system_poll_wait_seconds=0,
+        # The config labels versions, which TF Serving accepts at startup only with this (§3.3).
+        allow_version_labels_for_unavailable_models=True,
     ) as running:
         yield running

@@ -1,4 +1,4 @@
-"""The JSON codec's number, string and dtype rules (docs/tf-serving-compat.md §1.4, §1.5); no server needed."""
+"""The JSON codec's number, string and dtype rules (docs/tf-serving-compat.md §1.4-§1.5); no server."""
 
 from __future__ import annotations
 

@@ -19,12 +19,9 @@ import pytest
 import requests
 
 from shixin_client.server._config_files import BatchingOptions
-from shixin_client.server._status import ServingError
 from shixin_client.server.cli import EXIT_BAD_FLAGS, build_parser, main, options_from_args
 from shixin_client.server.server import ServerOptions, model_config
 from shixin_client.server.testing import running_server
-
-from .conftest import serving_configs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,26 +117,6 @@ def test_config_files(tmp_path: Path) -> None:
     batching.write_text("max_batch_size: 3")
     with pytest.raises(ValueError, match="not a valid BatchingParameters"):
         options("--model_base_path=/m", "--enable_batching", f"--batching_parameters_file={batching}")
-
-
-def test_label_must_point_at_an_available_version(model_root: Path) -> None:
-    # §3.2: FAILED_PRECONDITION unless --allow_version_labels_for_unavailable_models.
-    configs = serving_configs(model_root)
-    configs[0].version_labels["future"] = 9
-    with pytest.raises(ServingError) as info:
-        with running_server(models=configs, file_system_poll_wait_seconds=0):
-            pass
-    assert info.value.code == "FAILED_PRECONDITION"
-    assert info.value.message == (
-        "Request to assign label to version 9 of model half, which is not currently available for inference"
-    )
-    with running_server(
-        models=configs, file_system_poll_wait_seconds=0, allow_version_labels_for_unavailable_models=True
-    ) as server:
-        response = requests.post(
-            f"{server.rest_url}/v1/models/half/labels/future:predict", json={"instances": [1]}
-        )
-        assert response.status_code == 404
 
 
 def test_equal_ports_skip_rest(model_root: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -279,35 +256,6 @@ def _answers(url: str) -> bool:
 
 
 # warm-up -----------------------------------------------------------------------------------
-
-
-def _write_warmup(version_dir: Path, alias: str) -> None:
-    import numpy as np
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "half"
-    request.inputs[alias].CopyFrom(tf.make_tensor_proto(np.ones(2, np.float32)))
-    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-    path = version_dir / "assets.extra" / "tf_serving_warmup_requests"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        writer.write(log.SerializeToString())
-
-
-def test_warmup_requests_are_replayed_and_a_bad_one_fails_the_load(half_copy: Path, model_root: Path) -> None:
-    _write_warmup(half_copy / "1", "x")
-    shutil.copytree(model_root / "half" / "2", half_copy / "2")
-    _write_warmup(half_copy / "2", "not_x")
-    config = model_config("half", str(half_copy))
-    config.model_version_policy.all.SetInParent()
-    with running_server(models=[config], file_system_poll_wait_seconds=0) as server:
-        rows = requests.get(f"{server.rest_url}/v1/models/half", timeout=10).json()["model_version_status"]
-    by_version = {row["version"]: row for row in rows}
-    assert by_version["1"]["state"] == "AVAILABLE"
-    assert by_version["2"]["state"] == "END"
-    assert "input tensor alias not found in signature: not_x" in by_version["2"]["status"]["error_message"]
 
 
 def test_rest_timeout_gives_504(model_root: Path) -> None:
