@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,19 +17,14 @@ from export.versions import VersionExistsError, list_versions, next_version, pru
 MARKER = "saved_model.pb"
 
 
-class _Untraced:
-    """Stands in for ServingModule where only the directory handling is under test."""
-
-    def __init__(self, model: Any, spec: Any) -> None:
-        self.model = model
-
-    def signatures(self) -> dict[str, Any]:
-        return {}
+def _untraced(model: Any, spec: Any) -> tuple[Any, dict[str, Any]]:
+    """Stands in for serving_module where only the directory handling is under test."""
+    return SimpleNamespace(model=model), {}
 
 
 @pytest.fixture
 def untraced(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(saved_model, "ServingModule", _Untraced)
+    monkeypatch.setattr(saved_model, "serving_module", _untraced)
 
 
 def _slow_writer(files: int = 20, delay: float = 0.002) -> Any:
