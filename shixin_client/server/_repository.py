@@ -185,8 +185,8 @@ class ModelRepository:
         """Install the configs' version labels with ServerCore's rules (docs/tf-serving-compat.md §3.3).
 
         A label may point only at an AVAILABLE version. ``allow_unavailable``
-        (--allow_version_labels_for_unavailable_models) lifts that for labels that do not
-        exist yet; an existing label still moves only onto an AVAILABLE version. On
+        (--allow_version_labels_for_unavailable_models) lifts that for a label that is new
+        or keeps its version; a label that moves still needs an AVAILABLE version. On
         failure nothing changes and the FAILED_PRECONDITION is raised.
         """
         with self._lock:
@@ -196,8 +196,8 @@ class ModelRepository:
                 available = set(model.loaded) if model is not None else set()
                 current = self._labels.get(config.name, {})
                 for label, version in config.version_labels.items():
-                    new_label = label not in current
-                    if version not in available and not (allow_unavailable and new_label):
+                    moves = label in current and current[label] != version
+                    if version not in available and not (allow_unavailable and not moves):
                         raise ServingError(
                             "FAILED_PRECONDITION",
                             f"Request to assign label to version {version} of model {config.name}, "
