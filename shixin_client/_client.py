@@ -403,8 +403,9 @@ class _BaseClient:
         return grpc_class(addresses[0], tls=tls, secure=secure, headers=headers)
 
     # Options of a call.
-    def _call_options(self, options: Mapping[str, Any], with_softmax: bool = False) -> _Options:
-        """The client's options with the call's applied; what needs numpy is refused up front."""
+    def _call_options(self, options: Mapping[str, Any], with_softmax: bool) -> _Options:
+        """A predict call's options, the client's with the call's applied; what needs numpy
+        is refused up front, before any request."""
         opts = self._options.merge(options)
         if opts.payload == "tensor":
             require_numpy(f'float tensors (payload="tensor", the {opts.signature!r} signature)')
@@ -636,16 +637,16 @@ class ShixinClient(_BaseClient):
         return self._predict_many(images, batch_size, return_exceptions, with_softmax, options)
 
     def status(self, **options: Unpack[CallOptions]) -> ModelStatus:
-        opts = self._call_options(options)
+        opts = self._options.merge(options)
         return self._send(opts, self._shared.transport.status, opts.model, opts.timeout)
 
     def metadata(self, **options: Unpack[CallOptions]) -> ModelMetadata:
-        opts = self._call_options(options)
+        opts = self._options.merge(options)
         return self._send(opts, self._shared.transport.metadata, opts.model, opts.timeout)
 
     def ready(self, **options: Unpack[CallOptions]) -> bool:
         """Whether some version of the model is AVAILABLE now; one attempt, no retries."""
-        opts = self._call_options(options)
+        opts = self._options.merge(options)
         try:
             return bool(self._shared.transport.status(opts.model, opts.timeout).ready)
         except ShixinError as exc:
@@ -663,7 +664,7 @@ class ShixinClient(_BaseClient):
 
     def get_spec(self, **options: Unpack[CallOptions]) -> CaptchaSpec:
         """The model's CaptchaSpec: its ``describe`` signature's answer (fetched once), else DEFAULT_SPEC."""
-        return self._spec(self._call_options(options))
+        return self._spec(self._options.merge(options))
 
     def close(self) -> None:
         self._shared.transport.close()
@@ -799,15 +800,15 @@ class AsyncShixinClient(_BaseClient):
         return await self._predict_many(images, batch_size, return_exceptions, with_softmax, options)
 
     async def status(self, **options: Unpack[CallOptions]) -> ModelStatus:
-        opts = self._call_options(options)
+        opts = self._options.merge(options)
         return await self._send(opts, self._shared.transport.status, opts.model, opts.timeout)
 
     async def metadata(self, **options: Unpack[CallOptions]) -> ModelMetadata:
-        opts = self._call_options(options)
+        opts = self._options.merge(options)
         return await self._send(opts, self._shared.transport.metadata, opts.model, opts.timeout)
 
     async def ready(self, **options: Unpack[CallOptions]) -> bool:
-        opts = self._call_options(options)
+        opts = self._options.merge(options)
         try:
             return bool((await self._shared.transport.status(opts.model, opts.timeout)).ready)
         except ShixinError as exc:
@@ -823,7 +824,7 @@ class AsyncShixinClient(_BaseClient):
             await self._sleep(READY_POLL_INTERVAL)
 
     async def get_spec(self, **options: Unpack[CallOptions]) -> CaptchaSpec:
-        return await self._spec(self._call_options(options))
+        return await self._spec(self._options.merge(options))
 
     async def aclose(self) -> None:
         await self._shared.transport.aclose()

@@ -111,3 +111,19 @@ def test_the_import_check_sees_private_imports(tmp_path: Path) -> None:
         "shixin_client._transports",
         "shixin_client._client",
     }
+
+
+def test_no_sdk_module_below_the_transports_imports_them() -> None:
+    """Only the client (and the package's public face) sits above the transports."""
+    above = {"__init__.py", "_client.py", "cli.py", "__main__.py"}
+    below = [
+        path
+        for path in sorted((REPO / "shixin_client").glob("*.py"))
+        + sorted((REPO / "shixin_client" / "_decode").glob("*.py"))
+        if path.name not in above
+    ]
+    assert len(below) > 10
+    for path in below:
+        package = "shixin_client._decode" if path.parent.name == "_decode" else "shixin_client"
+        imported = sdk_imports(path, package)
+        assert not [m for m in imported if m.startswith("shixin_client._transports")], path.name

@@ -29,8 +29,10 @@ from shixin_client import (
     MissingDependencyError,
     MockRequest,
     MockTransport,
+    ModelStatus,
     ShixinClient,
     Tensor,
+    VersionStatus,
     decode_softmax,
     softmax_for,
 )
@@ -516,6 +518,10 @@ def test_missing_numpy_features_are_typed_errors(monkeypatch: pytest.MonkeyPatch
         client.predict(encoded(captcha(), "PNG"), with_softmax=True)
     with pytest.raises(MissingDependencyError, match=r"shixin-client\[numpy\]"):
         preprocess(encoded(captcha(), "PNG"))
+    # What sends no image needs no numpy, whatever the payload.
+    up = ModelStatus("shixin", (VersionStatus(1, "AVAILABLE"),))
+    tensor_client = ShixinClient(transport=MockTransport(lambda request: up), payload="tensor")
+    assert tensor_client.status() == up and tensor_client.ready()
 
 
 @pytest.mark.parametrize("size", [(160, 70), (157, 33), (9, 8)])

@@ -3,7 +3,7 @@
 Kept apart from grpc.py so the wire format can be tested without a socket, and so the
 transport module holds only channel handling and error mapping. Only the sync and
 async gRPC transports import this module (it needs protobuf, the [grpc] extra).
-Answers decode to numpy-free :class:`~.base.Tensor` objects (``tensor_content`` is
+Answers decode to numpy-free :class:`~shixin_client.Tensor` objects (``tensor_content`` is
 read with ``array.array``); numpy arrays are encoded when a caller sends them.
 """
 

@@ -2,7 +2,7 @@
 
 Section numbers (§) refer to docs/tf-serving-compat.md. The sync and async
 REST transports both call these functions, so the two cannot disagree about the wire.
-Answers become numpy-free :class:`~.base.Tensor` objects straight from the parsed JSON:
+Answers become numpy-free :class:`~shixin_client.Tensor` objects straight from the parsed JSON:
 the nested lists are checked level by level (len() only) and their numbers go into one
 ``array.array`` in C, so no Python code runs per number.
 """

@@ -8,7 +8,7 @@ given strings, so a handler can play a recognition model in a few lines.
 
 The handler sees the request's inputs as numpy arrays when numpy is installed (image
 files as an object array of bytes, float batches as float32), else as the numpy-free
-:class:`~.base.Tensor` the client sends.
+:class:`~shixin_client.Tensor` the client sends.
 """
 
 from __future__ import annotations
