@@ -123,7 +123,8 @@ def main(argv: list[str]) -> int:
                 _run(session, signatures[name], feeds)
             except (tf.errors.OpError, KeyError, ValueError) as exc:
                 report["errors"].append(f"warm-up record {index} ({name}): {_status(exc)}")
-    np.savez(out_path, report=np.array(json.dumps(report)), **outputs)
+    arrays: dict[str, Any] = {"report": np.array(json.dumps(report)), **outputs}
+    np.savez(out_path, **arrays)
     return 0
 
 
