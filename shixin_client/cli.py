@@ -233,7 +233,7 @@ def _run(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         client = _client(args)
-    except (ShixinError, ValueError) as exc:
+    except ShixinError as exc:
         return _fail(f"cannot use the model: {exc}")
     with client:
         try:
@@ -242,7 +242,7 @@ def _run(argv: list[str]) -> int:
             if args.command == "score":
                 return _score(client, args)
             result = client.status() if args.command == "status" else client.metadata()
-        except (ShixinError, ValueError) as exc:
+        except ShixinError as exc:
             return _fail(str(exc))
     json.dump(dataclasses.asdict(result), sys.stdout, indent=2)
     sys.stdout.write("\n")
