@@ -1,15 +1,19 @@
-"""Accuracy report of a trained model on fresh generated captchas and the shared real samples.
+"""Accuracy report of a trained model on fresh generated captchas and the real site samples.
 
     python -m training.evaluate --model models/shixin.keras --out models/report --count 10000
 
 Writes ``report.json`` and ``report.md``: per-captcha exact match (ignoring case),
 per-character accuracy, accuracy per distortion style, the most confused character
-pairs, and what the model reads on every real sample it is given.
+pairs, and what the model reads on every real sample it is given. ``--java-eval DIR``
+adds a labelled set with its ``families.csv`` (``datasets/patchca-java-eval``), read by this
+model, the embedded default and ddddocr, overall and per filter family (training/java_eval.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -18,14 +22,17 @@ import numpy as np
 from PIL import Image
 
 from shixin_client import decode_softmax
+from shixin_client._exceptions import InvalidInputError
 from shixin_client._images import preprocess
 from shixin_client._scoring import label_of, score
 from shixin_client._spec import DEFAULT_SPEC, SITE_ALPHABET, CaptchaSpec
 
+from . import java_eval
 from .augment import KINDS, perturb
 from .dataset import render_parallel
 
-REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+#: The two real site captchas kept in the repository, raw and binarized (datasets/README.md).
+REAL_SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "real"
 #: Seeded variants of each raw real sample per perturbation kind; a seed of its own.
 PERTURBED_VARIANTS = 25
 PERTURB_SEED = 900003
@@ -124,11 +131,15 @@ def write_report(report: dict, out: Path, command: str) -> None:  # type: ignore
     out.mkdir(parents=True, exist_ok=True)
     report = {**report, "command": command}
     (out / "report.json").write_text(json.dumps(report, indent=1))
+    java_lines: list[str] = []
+    if report.get("java_eval"):
+        java_lines = [*java_eval.markdown(report["java_eval"]), "## Generated captchas", ""]
     lines = [
         "# Evaluation report",
         "",
         f"Reproduce: `{command}`",
         "",
+        *java_lines,
         f"- Exact match (ignoring case): **{report['exact_match']:.4%}** on {report['count']} fresh captchas "
         f"(seed {report['seed']}, never used in training; generator mode: {report.get('mode', 'mixed')}"
         + (f"; read with alphabet {report['alphabet']!r}" if report.get("alphabet") else "")
@@ -203,10 +214,30 @@ def main(argv: list[str] | None = None) -> int:
         "--mode", choices=list(MODES), default="mixed", help="the generator's 50/50 mix, or one mode alone"
     )
     parser.add_argument("--alphabet", help="decode with this client alphabet; 'site': the site's own")
+    parser.add_argument(
+        "--java-eval",
+        type=Path,
+        metavar="DIR",
+        help="also score a labelled set with families.csv (datasets/patchca-java-eval) with this model, "
+        "the embedded default and ddddocr",
+    )
     args = parser.parse_args(argv)
+    try:
+        labelled = java_eval.load_set(args.java_eval) if args.java_eval else None
+    except InvalidInputError as error:
+        parser.error(f"--java-eval: {error}")
+    if labelled is not None and importlib.util.find_spec("ddddocr") is None:
+        parser.error("--java-eval compares with ddddocr: pip install ddddocr (in the [bench] extra)")
     model = keras.models.load_model(args.model)
     alphabet = SITE_ALPHABET if args.alphabet == "site" else args.alphabet
     report = evaluate(model, args.seed, args.count, workers=args.workers, mode=args.mode, alphabet=alphabet)
+    if labelled is not None:
+        readers = {
+            f"this model (`{args.model.as_posix()}`)": java_eval.keras_reader(model, alphabet=alphabet),
+            "embedded default (`ShixinClient.local()`)": java_eval.embedded_reader(alphabet),
+            f"ddddocr {importlib.metadata.version('ddddocr')}": java_eval.ddddocr_reader(),
+        }
+        report["java_eval"] = java_eval.evaluate_set(labelled, readers)
     given = sys.argv[1:] if argv is None else argv
     write_report(report, args.out, command="python -m training.evaluate " + " ".join(given))
     print(json.dumps({k: report[k] for k in ("exact_match", "char_accuracy", "by_style")}, indent=1))
