@@ -125,7 +125,12 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
 def _add_reading_options(parser: argparse.ArgumentParser) -> None:
     """How images are read: only the commands that read images take these."""
     group = parser.add_argument_group("reading")
-    group.add_argument("--signature", help="signature name (serving_default sends float tensors)")
+    group.add_argument(
+        "--payload",
+        choices=("image", "tensor"),
+        help="what is sent: the image file (default) or the preprocessed float tensor",
+    )
+    group.add_argument("--signature", help="signature name, when the model's differs from the payload's own")
     group.add_argument("--batch-size", type=int, help="images per request")
     group.add_argument(
         "--alphabet",
@@ -296,7 +301,7 @@ def _client(args: argparse.Namespace) -> ShixinClient:
         options["model"] = args.model
     if args.model_version is not None:
         options["version"] = args.model_version
-    for key in ("label", "timeout", "signature", "batch_size"):
+    for key in ("label", "timeout", "payload", "signature", "batch_size"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     if getattr(args, "alphabet", None) is not None:

@@ -164,11 +164,15 @@ def test_options_reach_the_server_and_headers_are_never_printed(
     ]
     assert main(["recognize", str(files[0]), *args, "--timeout", "5", "-v"]) == 0
     assert main(["recognize", str(files[0]), *args, "--signature", "nope"]) == 1
+    assert main(["recognize", str(files[0]), *args, "--payload", "tensor"]) == 0
     assert (
         main(["status", "--server", serving.url, "--header", f"Authorization={SECRET}", "--model", "other"])
         == 2
     )
     out, err = capsys.readouterr()
+    image, tensor = [line for line in out.splitlines() if line.startswith(str(files[0]))]
+    # The double answers serving_default (the float tensor) with a reading of its own.
+    assert image.endswith("\tab12") and tensor.endswith("\tflt0")
     assert "cli-s3cret" not in out + err
     assert {headers.get("Authorization") for _, _, headers in serving.requests} == {SECRET}
     assert serving.requests[0][1] == "/v1/models/shixin/versions/2:predict"

@@ -28,6 +28,10 @@ DESCRIPTION = (
     "Production is TensorFlow Serving (the tensorflow/serving image or tensorflow_model_server), "
     "which takes the same flags."
 )
+EXAMPLES = """examples:
+  shixin serve --rest_api_port=8501 --model_name=shixin --model_base_path=models/shixin
+  shixin serve --model_config_file=models.config --model_config_file_poll_wait_seconds=5
+  shixin serve --model_base_path=/exports/shixin --model_name=shixin --wait_for_models"""
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -51,7 +55,13 @@ def _bool(text: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="shixin serve", description=DESCRIPTION, allow_abbrev=False)
+    parser = _Parser(
+        prog="shixin serve",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
 
     def flag(name: str, **kwargs: Any) -> None:
         spellings = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"])

@@ -267,3 +267,9 @@ def test_a_missing_base_path_stops_the_start_unless_asked_to_wait(model_root: Pa
         shutil.copytree(model_root / "half" / "1", tmp_path / "staging" / "1")
         (tmp_path / "staging").rename(missing)
         _wait_for(lambda: _status(server, "m").get("1", {}).get("state") == "AVAILABLE")
+
+
+def test_serve_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    assert serve_main(["--help"]) == 0
+    examples = capsys.readouterr().out.partition("\nexamples:\n")[2].splitlines()
+    assert examples and all(line.lstrip().startswith("shixin serve ") for line in examples)
