@@ -1,7 +1,9 @@
 """Generated captchas as model-ready arrays: a pre-rendered pool, a fresh stream, and the CLI's files.
 
 Images go through ``shixin_client._images.preprocess`` (the one preprocessing), so the
-model trains on exactly what users' clients will send it.
+model trains on exactly what users' clients will send it. Every function draws the
+captchas of a :class:`~training.style.CaptchaStyle` (default: the site's) and labels them
+for that style's spec unless given another.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
 
 from .augment import augment as perturb_randomly
 from .generator import captcha_at
+from .style import CaptchaStyle, site_style
 
 
 @dataclass
@@ -24,8 +27,8 @@ class Batch:
     images: np.ndarray  # uint8 [N, H, W, 1] in {0, 1}
     labels: np.ndarray  # int32 [N, label_length] class ids
     texts: list[str]  # lowercase labels
-    styles: list[str]
-    wide: list[bool]  # which images wide mode drew (the rest use Patchca's own ranges)
+    styles: list[str]  # the filter family that drew each image (the report's "by style")
+    wide: list[bool]  # which images wide mode drew (the rest use the style's own ranges)
 
 
 def encode_label(text: str, spec: CaptchaSpec = DEFAULT_SPEC) -> list[int]:
@@ -42,35 +45,39 @@ def render(
     seed: int,
     start: int,
     count: int,
-    spec: CaptchaSpec = DEFAULT_SPEC,
+    spec: CaptchaSpec | None = None,
     augment: bool = False,
     wide: bool | None = None,
+    style: CaptchaStyle | None = None,
 ) -> Batch:
     """Images ``start .. start+count`` of ``seed``; ``augment`` perturbs some (training only).
 
-    ``wide`` forces one generator mode (``None``: the generator's own 50/50 draw).
+    ``wide`` forces one generator mode (``None``: the style's own draw); ``spec`` defaults
+    to the style's.
     """
+    style = style or site_style()
+    spec = spec or style.spec
     images = np.empty((count, spec.height, spec.width, 1), dtype=np.uint8)
     labels = np.empty((count, spec.label_length), dtype=np.int32)
     texts: list[str] = []
     styles: list[str] = []
     drawn_wide: list[bool] = []
     for i in range(count):
-        captcha = captcha_at(seed, start + i) if wide is None else captcha_at(seed, start + i, wide=wide)
+        captcha = captcha_at(seed, start + i, wide=wide, style=style)
         picture = captcha.image
         if augment:
             picture = perturb_randomly(picture, np.random.default_rng([seed, start + i, AUGMENT_STREAM]))
         images[i] = preprocess(picture, spec).astype(np.uint8)
         labels[i] = encode_label(captcha.label, spec)
         texts.append(captcha.label)
-        styles.append(captcha.style)
+        styles.append(captcha.family)
         drawn_wide.append(captcha.wide)
     return Batch(images, labels, texts, styles, drawn_wide)
 
 
-def _render_chunk(args: tuple[int, int, int, bool, bool | None]) -> Batch:
-    seed, start, count, augment, wide = args
-    return render(seed, start, count, augment=augment, wide=wide)
+def _render_chunk(args: tuple[int, int, int, bool, bool | None, CaptchaStyle | None]) -> Batch:
+    seed, start, count, augment, wide, style = args
+    return render(seed, start, count, augment=augment, wide=wide, style=style)
 
 
 def render_parallel(
@@ -81,10 +88,12 @@ def render_parallel(
     start: int = 0,
     augment: bool = False,
     wide: bool | None = None,
+    style: CaptchaStyle | None = None,
 ) -> Batch:
     """Render ``count`` images in worker processes; the result is identical to :func:`render`."""
     jobs = [
-        (seed, s, min(chunk, start + count - s), augment, wide) for s in range(start, start + count, chunk)
+        (seed, s, min(chunk, start + count - s), augment, wide, style)
+        for s in range(start, start + count, chunk)
     ]
     if workers <= 1:
         parts = [_render_chunk(job) for job in jobs]
@@ -101,28 +110,38 @@ def render_parallel(
 
 
 def fresh_examples(
-    seed: int, spec: CaptchaSpec = DEFAULT_SPEC, start: int = 0, augment: bool = False
+    seed: int,
+    spec: CaptchaSpec | None = None,
+    start: int = 0,
+    augment: bool = False,
+    style: CaptchaStyle | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """An endless stream of never-repeated (image float32, label ids) pairs for ``seed``."""
     index = start
     while True:
-        batch = render(seed, index, 1, spec, augment)
+        batch = render(seed, index, 1, spec, augment, style=style)
         yield batch.images[0].astype(np.float32), batch.labels[0]
         index += 1
 
 
 def stream_dataset(  # type: ignore[no-untyped-def]
-    seed: int, batch_size: int, spec: CaptchaSpec = DEFAULT_SPEC, start: int = 0, augment: bool = False
+    seed: int,
+    batch_size: int,
+    spec: CaptchaSpec | None = None,
+    start: int = 0,
+    augment: bool = False,
+    style: CaptchaStyle | None = None,
 ):
     """A ``tf.data`` pipeline that renders fresh captchas while the model trains."""
     import tensorflow as tf
 
+    spec = spec or (style or site_style()).spec
     signature = (
         tf.TensorSpec((spec.height, spec.width, 1), tf.float32),
         tf.TensorSpec((spec.label_length,), tf.int32),
     )
     dataset = tf.data.Dataset.from_generator(
-        lambda: fresh_examples(seed, spec, start, augment), output_signature=signature
+        lambda: fresh_examples(seed, spec, start, augment, style), output_signature=signature
     )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

@@ -1,4 +1,4 @@
-"""A Patchca-style captcha generator: the site's captchas, re-drawn from Patchca's rendering parameters.
+"""A Patchca-style captcha generator: captchas drawn from a style file's parameters.
 
 The court site draws its captchas with Patchca's ``ConfigurableCaptchaService`` at
 160x70: four characters spread by ``BestFitTextRenderer``, each in a random colour with
@@ -6,53 +6,38 @@ one channel <= 70, in Verdana/Tahoma (DejaVu Sans on a Linux JVM) at 45 px, then
 five filter chains per image. Every filter is an inverse map sampled bilinearly with
 edge clamping; they are re-implemented here with numpy (no Patchca code is copied).
 
-Two modes share one code path: ``faithful`` uses Patchca's exact ranges; ``wide``
-stretches fonts, sizes, spacing and filter strengths so the model learns the captcha,
-not our imitation of it. Output is deterministic for a seed: image ``i`` of
+What to draw (size, length, characters, fonts, colours, filter families and their
+strengths) comes from a :class:`~training.style.CaptchaStyle`; the site's is
+``training/styles/site.json`` and is the default, so another site's captchas need a new
+style file, not code. Two modes share one code path: ``faithful`` uses the style's own
+ranges; ``wide`` stretches fonts, sizes, spacing and filter strengths so the model learns
+the captcha, not our imitation of it. Output is deterministic for a seed: image ``i`` of
 ``generate(seed, n)`` depends only on ``(seed, i)``, so workers can split the work.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from shixin_client._spec import SITE_CHARS
-
-WIDTH, HEIGHT = 160, 70
-MARGIN_LEFT = MARGIN_RIGHT = 10  # set by ConfigurableCaptchaService (facts §2)
-MARGIN_TOP = MARGIN_BOTTOM = 5  # AbstractTextRenderer defaults
-FONT_SIZE = 45
-TEXT_LENGTH = 4
-STYLES = ("curves", "diffuse", "marble", "wobble", "double_ripple")
-
-#: Characters added in wide mode so the model knows every class it can emit; ``l``,
-#: ``o`` and ``O`` stay out because they are drawn like the site's ``I``, and ``0``.
-EXTRA_CHARS = "01jJ"
-
-FONT_DIR = Path(__file__).with_name("fonts")
-#: Patchca draws ``Verdana`` or ``Tahoma`` per character (facts §6): the Linux JVM's
-#: DejaVu Sans (or its Vera twin Veranda) for Verdana, Wine's Tahoma clone for Tahoma.
-VERDANA_LIKE = ("DejaVuSans.ttf", "Veranda.ttf")
-TAHOMA_LIKE = ("tahoma.ttf",)
-#: Related sans faces used only in wide mode, for variety.
-OTHER_SANS = ("VeranaSans-Regular.otf", "LiberationSans-Regular.ttf", "FreeSans.ttf")
+from .style import CaptchaStyle, Draw, Mode, site_style
 
 
 @dataclass(frozen=True)
 class Captcha:
-    image: Image.Image  # RGBA 160x70, opaque, like the site's PNGs
+    image: Image.Image  # RGBA at the style's size, opaque, like the site's PNGs
     text: str  # as drawn, mixed case
-    style: str
-    wide: bool = False  # drawn with wide mode's ranges rather than Patchca's own
+    family: str  # the filter family that drew it
+    wide: bool = False  # drawn with wide mode's ranges rather than the style's own
 
     @property
     def label(self) -> str:
@@ -62,66 +47,95 @@ class Captcha:
 
 @dataclass(frozen=True)
 class _Strength:
-    """Multipliers that wide mode draws per image; all 1.0 in faithful mode."""
+    """One captcha's draws from its mode: filter multipliers, font size, jitter and stroke."""
 
-    ripple_amp: float = 1.0
-    ripple_wave: float = 1.0
-    marble_amount: float = 1.0
-    diffuse_amount: float = 1.0
-    wobble_amp: float = 1.0
-    font_size: int = FONT_SIZE
-    jitter: float = 0.0  # per-character position jitter in px
-    stroke: int = 0  # -1 thins, +1 thickens strokes
+    ripple_amplitude: float
+    ripple_period: float
+    marble_amount: float
+    diffuse_amount: float
+    wobble_amplitude: float
+    font_size: int
+    jitter: float  # per-character position jitter in px
+    stroke: int  # -1 thins, +1 thickens strokes
 
 
 @lru_cache(maxsize=64)
-def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(FONT_DIR / name), size)
+def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size)
 
 
-def _pick_font(rng: np.random.Generator, wide: bool) -> str:
-    if wide and rng.random() < 0.15:
-        return OTHER_SANS[rng.integers(len(OTHER_SANS))]
-    family = VERDANA_LIKE if rng.random() < 0.5 else TAHOMA_LIKE
+def _weighted(rng: np.random.Generator, weights: Sequence[float]) -> int:
+    """An index drawn with one uniform number against the cumulative weights."""
+    cumulative = np.cumsum(weights)
+    return bisect.bisect_right(cumulative.tolist(), rng.random() * cumulative[-1])
+
+
+def _pick_font(rng: np.random.Generator, style: CaptchaStyle, mode: Mode) -> str:
+    if mode.extra_fonts and rng.random() < mode.extra_font_probability:
+        return mode.extra_fonts[rng.integers(len(mode.extra_fonts))]
+    family = style.fonts[_weighted(rng, [f.weight for f in style.fonts])].files
     return family[rng.integers(len(family))]
 
 
-def _site_colour(rng: np.random.Generator) -> tuple[int, int, int]:
-    """One channel from 0..70, the other two from 0..255: the colour factory the site configures."""
-    colour = rng.integers(0, 256, size=3)
-    colour[rng.integers(3)] = rng.integers(0, 71)
+def _colour(rng: np.random.Generator, style: CaptchaStyle) -> tuple[int, int, int]:
+    """A text or curve colour by the style's rule; the site's: one channel 0..70, the others 0..255."""
+    rule = style.colour
+    if rule["rule"] == "one_dark_channel":
+        colour = rng.integers(0, 256, size=3)
+        colour[rng.integers(3)] = rng.integers(0, rule["dark_max"] + 1)
+    elif rule["rule"] == "channels":
+        colour = rng.integers(rule["min"], rule["max"] + 1, size=3)
+    else:
+        colour = np.asarray(rule["colours"][int(rng.integers(len(rule["colours"])))])
     return int(colour[0]), int(colour[1]), int(colour[2])
 
 
-def _strength(rng: np.random.Generator, wide: bool) -> _Strength:
-    if not wide:
-        return _Strength()
+def draw(rng: np.random.Generator, value: Draw) -> float:
+    """A mode parameter's value: fixed, or one draw (``uniform`` [lo, hi), ``integers`` lo..hi, ``choice``).
+
+    A fixed value takes nothing from the random stream: a mode of fixed values (the site's
+    faithful mode) leaves every later draw where the original generator had it.
+    """
+    if not isinstance(value, tuple):
+        return value
+    kind, args = value
+    if kind == "uniform":
+        return float(rng.uniform(args[0], args[1]))
+    if kind == "integers":
+        return int(rng.integers(int(args[0]), int(args[1]) + 1))
+    return rng.choice(list(args))  # type: ignore[no-any-return]
+
+
+def _strength(rng: np.random.Generator, mode: Mode) -> _Strength:
     return _Strength(
-        ripple_amp=float(rng.uniform(0.6, 1.35)),
-        ripple_wave=float(rng.uniform(0.8, 1.25)),
-        marble_amount=float(rng.uniform(0.8, 2.4)),
-        diffuse_amount=float(rng.uniform(0.7, 1.8)),
-        wobble_amp=float(rng.uniform(0.6, 1.5)),
-        font_size=int(rng.integers(38, 52)),
-        jitter=float(rng.uniform(0.0, 4.0)),
-        stroke=int(rng.choice([-1, 0, 0, 0, 1])),
+        ripple_amplitude=float(draw(rng, mode.ripple_amplitude)),
+        ripple_period=float(draw(rng, mode.ripple_period)),
+        marble_amount=float(draw(rng, mode.marble_amount)),
+        diffuse_amount=float(draw(rng, mode.diffuse_amount)),
+        wobble_amplitude=float(draw(rng, mode.wobble_amplitude)),
+        font_size=int(draw(rng, mode.font_size)),
+        jitter=float(draw(rng, mode.jitter)),
+        stroke=int(draw(rng, mode.stroke)),
     )
 
 
-def _draw_text(canvas: Image.Image, text: str, rng: np.random.Generator, wide: bool, s: _Strength) -> None:
+def _draw_text(
+    canvas: Image.Image, text: str, rng: np.random.Generator, style: CaptchaStyle, mode: Mode, s: _Strength
+) -> None:
     """BestFitTextRenderer: advances summed, the spare width shared out as equal gaps."""
-    fonts = [_font(_pick_font(rng, wide), s.font_size) for _ in text]
+    left, right, top, bottom = style.margins
+    fonts = [_font(_pick_font(rng, style, mode), s.font_size) for _ in text]
     widths = [round(f.getlength(ch)) for f, ch in zip(fonts, text, strict=True)]
     ascents = [f.getmetrics()[0] for f in fonts]
-    gap = (WIDTH - sum(widths) - MARGIN_LEFT - MARGIN_RIGHT) / len(text)
-    x = MARGIN_LEFT + gap / 2
-    layer = Image.new("RGBA", canvas.size, (255, 255, 255, 0))
-    draw = ImageDraw.Draw(layer)
+    gap = (style.width - sum(widths) - left - right) / len(text)
+    x = left + gap / 2
+    layer = Image.new("RGBA", canvas.size, (*style.background, 0))
+    pen = ImageDraw.Draw(layer)
     for ch, font, w, ascent in zip(text, fonts, widths, ascents, strict=True):
-        baseline = MARGIN_TOP + (HEIGHT - MARGIN_TOP - MARGIN_BOTTOM + 0.7 * ascent) / 2
+        baseline = top + (style.height - top - bottom + 0.7 * ascent) / 2
         dx, dy = rng.uniform(-s.jitter, s.jitter, size=2) if s.jitter else (0.0, 0.0)
-        colour = _site_colour(rng)
-        draw.text(
+        colour = _colour(rng, style)
+        pen.text(
             (x + dx, baseline + dy),
             ch,
             font=font,
@@ -138,7 +152,11 @@ def _draw_text(canvas: Image.Image, text: str, rng: np.random.Generator, wide: b
     canvas.alpha_composite(layer)
 
 
-_YS, _XS = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+@lru_cache(maxsize=8)
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each output pixel's (y, x), float32."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    return ys, xs
 
 
 def _remap(pixels: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
@@ -147,44 +165,50 @@ def _remap(pixels: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     ``pixels`` is float32 [H, W, 3] (the canvas is opaque, so alpha never changes).
     OpenCV's remap does the bilinear gather about 20x faster than numpy fancy indexing.
     """
-    map_x = (_XS + dx).astype(np.float32)
-    map_y = (_YS + dy).astype(np.float32)
+    ys, xs = _grid(*pixels.shape[:2])
+    map_x = (xs + dx).astype(np.float32)
+    map_y = (ys + dy).astype(np.float32)
     out = cv2.remap(pixels, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return np.floor(out)
 
 
-def _ripple(pixels: np.ndarray, rng: np.random.Generator, s: _Strength) -> np.ndarray:
-    px, py = rng.uniform(0, 5, size=2)
-    xs, ys = _XS, _YS
-    a = 5.0 * s.ripple_amp
-    dx = a * np.sin(ys / (10 * s.ripple_wave) + py)
-    dy = a * np.cos(xs / (20 * s.ripple_wave) + px)
+#: A filter's parameters from the style, as read from its file.
+Params = Mapping[str, Any]
+
+
+def _ripple(pixels: np.ndarray, rng: np.random.Generator, s: _Strength, p: Params) -> np.ndarray:
+    px, py = rng.uniform(0, p["phase"], size=2)
+    ys, xs = _grid(*pixels.shape[:2])
+    a = p["amplitude"] * s.ripple_amplitude
+    dx = a * np.sin(ys / (p["y_period"] * s.ripple_period) + py)
+    dy = a * np.cos(xs / (p["x_period"] * s.ripple_period) + px)
     return _remap(pixels, dx, dy)
 
 
-def _double_ripple(pixels: np.ndarray, rng: np.random.Generator, s: _Strength) -> np.ndarray:
-    px, py = rng.uniform(0, 5, size=2)
-    xs, ys = _XS, _YS
-    a = 5.0 * s.ripple_amp
-    k = s.ripple_wave
-    dx = a * (np.sin(ys / (10 * k) + py) + 1.3 * np.sin(0.06 * ys / k + py))
-    dy = a * (np.cos(xs / (20 * k) + px) + 1.3 * np.cos(0.03 * xs / k + px))
+def _double_ripple(pixels: np.ndarray, rng: np.random.Generator, s: _Strength, p: Params) -> np.ndarray:
+    px, py = rng.uniform(0, p["phase"], size=2)
+    ys, xs = _grid(*pixels.shape[:2])
+    a = p["amplitude"] * s.ripple_amplitude
+    k = s.ripple_period
+    b = p["second_amplitude"]
+    dx = a * (np.sin(ys / (p["y_period"] * k) + py) + b * np.sin(p["second_y_frequency"] * ys / k + py))
+    dy = a * (np.cos(xs / (p["x_period"] * k) + px) + b * np.cos(p["second_x_frequency"] * xs / k + px))
     return _remap(pixels, dx, dy)
 
 
-def _wobble(pixels: np.ndarray, rng: np.random.Generator, s: _Strength) -> np.ndarray:
-    px = rng.uniform(0, 3)
-    py = rng.uniform(0, 10)
-    xs, ys = _XS, _YS
-    dx = 4.0 * s.wobble_amp * np.cos((xs + ys) / 15 + px)
-    dy = 3.0 * s.wobble_amp * np.sin((xs + ys) / 15 + py)
+def _wobble(pixels: np.ndarray, rng: np.random.Generator, s: _Strength, p: Params) -> np.ndarray:
+    px = rng.uniform(0, p["x_phase"])
+    py = rng.uniform(0, p["y_phase"])
+    ys, xs = _grid(*pixels.shape[:2])
+    dx = p["x_amplitude"] * s.wobble_amplitude * np.cos((xs + ys) / p["period"] + px)
+    dy = p["y_amplitude"] * s.wobble_amplitude * np.sin((xs + ys) / p["period"] + py)
     return _remap(pixels, dx, dy)
 
 
-def _diffuse(pixels: np.ndarray, rng: np.random.Generator, s: _Strength) -> np.ndarray:
-    """Each pixel samples a ring of radius 1.6 in an independent random direction."""
-    k = rng.integers(0, 255, size=(HEIGHT, WIDTH)).astype(np.float32)
-    amount = 1.6 * s.diffuse_amount
+def _diffuse(pixels: np.ndarray, rng: np.random.Generator, s: _Strength, p: Params) -> np.ndarray:
+    """Each pixel samples a ring of the given radius in an independent random direction."""
+    k = rng.integers(0, 255, size=pixels.shape[:2]).astype(np.float32)
+    amount = p["radius"] * s.diffuse_amount
     angle = 2 * np.pi * k / 256
     return _remap(pixels, amount * np.sin(angle), amount * np.cos(angle))
 
@@ -230,13 +254,14 @@ def _perlin(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return x1 * (1 - v) + x2 * v
 
 
-def _marble(pixels: np.ndarray, rng: np.random.Generator, s: _Strength) -> np.ndarray:
-    """Displacement of 1.1 px whose direction turns 6.2 times across the noise range."""
+def _marble(pixels: np.ndarray, rng: np.random.Generator, s: _Strength, p: Params) -> np.ndarray:
+    """A displacement whose direction turns ``turns`` times across the noise range."""
     rx, ry = rng.uniform(0, 256, size=2)
-    xs, ys = _XS, _YS
-    d = np.clip((127 * (1 + _perlin(xs / 15 + rx, ys / 15 + ry))).astype(np.int32), 0, 255)
-    angle = 2 * np.pi * 6.2 * d / 256
-    amount = 1.1 * s.marble_amount
+    ys, xs = _grid(*pixels.shape[:2])
+    scale = p["scale"]
+    d = np.clip((127 * (1 + _perlin(xs / scale + rx, ys / scale + ry))).astype(np.int32), 0, 255)
+    angle = 2 * np.pi * p["turns"] * d / 256
+    amount = p["amount"] * s.marble_amount
     return _remap(pixels, amount * np.sin(angle), amount * np.cos(angle))
 
 
@@ -260,68 +285,109 @@ def _catmull_rom(points: list[tuple[float, float]]) -> list[tuple[int, int]]:
     return path
 
 
-def _draw_curve(canvas: Image.Image, rng: np.random.Generator) -> None:
-    """4-6 control points across the text band; every segment a new colour, 2-4 px wide."""
-    cp = 4 + int(rng.integers(0, 3))
+def _draw_curve(canvas: Image.Image, rng: np.random.Generator, style: CaptchaStyle, p: Params) -> None:
+    """Control points across the text band; every segment a new colour and width."""
+    width, height = canvas.size
+    low, high = p["points"]
+    cp = low + int(rng.integers(0, high - low + 1))
+    inset = p["inset"]
     points = [
-        (float(int(5 + i * (WIDTH - 10) / (cp - 1))), float(int(HEIGHT * (0.2 + 0.5 * rng.random()))))
+        (
+            float(int(inset + i * (width - 2 * inset) / (cp - 1))),
+            float(int(height * (p["band_top"] + p["band_height"] * rng.random()))),
+        )
         for i in range(cp)
     ]
     path = _catmull_rom(points)
     scale = 4  # supersample for anti-aliased strokes
-    layer = Image.new("RGBA", (WIDTH * scale, HEIGHT * scale), (255, 255, 255, 0))
-    draw = ImageDraw.Draw(layer)
+    layer = Image.new("RGBA", (width * scale, height * scale), (*style.background, 0))
+    pen = ImageDraw.Draw(layer)
+    thinnest, thickest = p["width"]
     for a, b in zip(path[:-1], path[1:], strict=True):
-        width = 2 + 2 * rng.random()
-        draw.line(
+        stroke = thinnest + (thickest - thinnest) * rng.random()
+        pen.line(
             [(a[0] * scale, a[1] * scale), (b[0] * scale, b[1] * scale)],
-            fill=(*_site_colour(rng), 255),
-            width=max(1, round(width * scale)),
+            fill=(*_colour(rng, style), 255),
+            width=max(1, round(stroke * scale)),
         )
     canvas.alpha_composite(layer.resize(canvas.size, Image.Resampling.BOX))
+
+
+#: The distortions a family's steps name, each an inverse map of the whole picture.
+DISTORTIONS = {
+    "ripple": _ripple,
+    "double_ripple": _double_ripple,
+    "wobble": _wobble,
+    "diffuse": _diffuse,
+    "marble": _marble,
+}
+
+
+def _random_text(rng: np.random.Generator, style: CaptchaStyle, mode: Mode) -> str:
+    """Uniform characters by one integer draw each, or by the style's weights (extra characters weigh 1)."""
+    pool = style.charset + mode.extra_chars
+    if style.char_weights is None:
+        return "".join(pool[i] for i in rng.integers(0, len(pool), size=style.label_length))
+    weights = np.cumsum([*style.char_weights, *[1.0] * len(mode.extra_chars)]).tolist()
+    return "".join(
+        pool[bisect.bisect_right(weights, u * weights[-1])] for u in rng.random(style.label_length)
+    )
+
+
+def _random_family(rng: np.random.Generator, style: CaptchaStyle) -> str:
+    families = style.families
+    if families[0].weight is None:
+        return families[int(rng.integers(len(families)))].name
+    return families[_weighted(rng, [f.weight or 0.0 for f in families])].name
 
 
 def render_captcha(
     rng: np.random.Generator,
     text: str | None = None,
-    style: str | None = None,
+    family: str | None = None,
     *,
     wide: bool | None = None,
+    style: CaptchaStyle | None = None,
 ) -> Captcha:
-    """One captcha. ``wide=None`` draws faithful or wide at 50/50."""
+    """One captcha of ``style`` (default: the site's). ``wide=None`` draws the mode by the style's odds."""
+    style = style or site_style()
     if wide is None:
-        wide = bool(rng.random() < 0.5)
+        wide = bool(rng.random() < style.wide_probability)
+    mode = style.wide if wide else style.faithful
     if text is None:
-        pool = SITE_CHARS + EXTRA_CHARS if wide else SITE_CHARS
-        text = "".join(pool[i] for i in rng.integers(0, len(pool), size=TEXT_LENGTH))
-    if style is None:
-        style = STYLES[int(rng.integers(len(STYLES)))]
-    if style not in STYLES:
-        raise ValueError(f"unknown style {style!r}; choose from {STYLES}")
-    strength = _strength(rng, wide)
-    canvas = Image.new("RGBA", (WIDTH, HEIGHT), (255, 255, 255, 255))
-    _draw_text(canvas, text, rng, wide, strength)
-    if style == "curves":
-        _draw_curve(canvas, rng)
+        text = _random_text(rng, style, mode)
+    if family is None:
+        family = _random_family(rng, style)
+    steps = style.family(family).steps
+    strength = _strength(rng, mode)
+    canvas = Image.new("RGBA", (style.width, style.height), (*style.background, 255))
+    _draw_text(canvas, text, rng, style, mode, strength)
+    for step in steps:
+        if step == "curve":
+            _draw_curve(canvas, rng, style, style.filters[step])
     pixels = np.asarray(canvas.convert("RGB"), dtype=np.float32)
-    if style == "double_ripple":
-        pixels = _double_ripple(pixels, rng, strength)
-    else:
-        pre = {"curves": None, "diffuse": _diffuse, "marble": _marble, "wobble": _wobble}[style]
-        if pre is not None:
-            pixels = pre(pixels, rng, strength)
-        pixels = _ripple(pixels, rng, strength)
-    return Captcha(Image.fromarray(pixels.astype(np.uint8), "RGB").convert("RGBA"), text, style, wide)
+    for step in steps:
+        if step != "curve":
+            pixels = DISTORTIONS[step](pixels, rng, strength, style.filters[step])
+    return Captcha(Image.fromarray(pixels.astype(np.uint8), "RGB").convert("RGBA"), text, family, wide)
 
 
-def captcha_at(seed: int, index: int, **kwargs: object) -> Captcha:
+def captcha_at(
+    seed: int,
+    index: int,
+    text: str | None = None,
+    family: str | None = None,
+    *,
+    wide: bool | None = None,
+    style: CaptchaStyle | None = None,
+) -> Captcha:
     """Image ``index`` of the stream for ``seed``; independent of any other index."""
-    return render_captcha(np.random.default_rng([seed, index]), **kwargs)  # type: ignore[arg-type]
+    return render_captcha(np.random.default_rng([seed, index]), text, family, wide=wide, style=style)
 
 
-def generate(seed: int, count: int, start: int = 0) -> Iterator[Captcha]:
+def generate(seed: int, count: int, start: int = 0, style: CaptchaStyle | None = None) -> Iterator[Captcha]:
     for index in range(start, start + count):
-        yield captcha_at(seed, index)
+        yield captcha_at(seed, index, style=style)
 
 
 def png_bytes(captcha: Captcha) -> bytes:

@@ -7,7 +7,10 @@ import pytest
 
 from training.augment import KINDS, augment, perturb
 from training.dataset import render, render_parallel
-from training.generator import HEIGHT, WIDTH, captcha_at
+from training.generator import captcha_at
+from training.style import site_style
+
+WIDTH, HEIGHT = site_style().width, site_style().height
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -10,7 +10,11 @@ import pytest
 
 from shixin_client._spec import CHARSET, LABEL_LENGTH
 from training import generate as generate_cli
-from training.generator import HEIGHT, STYLES, WIDTH, captcha_at, generate, png_bytes, render_captcha
+from training.generator import captcha_at, generate, png_bytes, render_captcha
+from training.style import site_style
+
+STYLE = site_style()
+FAMILIES = STYLE.family_names
 
 
 def test_same_seed_same_images_and_independent_of_position():
@@ -28,17 +32,17 @@ def test_labels_are_four_lowercase_model_classes_and_text_is_mixed_case():
         assert len(captcha.label) == LABEL_LENGTH
         assert captcha.label == captcha.text.lower()
         assert set(captcha.label) <= set(CHARSET)
-        assert captcha.style in STYLES
+        assert captcha.family in FAMILIES
     texts = "".join(c.text for c in captchas)
     assert any(ch.isupper() for ch in texts) and any(ch.islower() for ch in texts)
-    assert {c.style for c in captchas} == set(STYLES)
+    assert {c.family for c in captchas} == set(FAMILIES)
 
 
-@pytest.mark.parametrize("style", STYLES)
-def test_each_style_renders_an_opaque_160x70_picture_with_ink_in_the_text_band(style):
-    captcha = render_captcha(np.random.default_rng(3), text="3a3B", style=style, wide=False)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_family_renders_an_opaque_160x70_picture_with_ink_in_the_text_band(family):
+    captcha = render_captcha(np.random.default_rng(3), text="3a3B", family=family, wide=False)
     pixels = np.asarray(captcha.image)
-    assert captcha.image.mode == "RGBA" and captcha.image.size == (WIDTH, HEIGHT)
+    assert captcha.image.mode == "RGBA" and captcha.image.size == (STYLE.width, STYLE.height) == (160, 70)
     assert (pixels[:, :, 3] == 255).all()  # like the site's PNGs: RGBA, fully opaque
     ink = np.argwhere(pixels[:, :, :3].min(axis=2) < 200)
     assert len(ink) > 500
@@ -48,10 +52,10 @@ def test_each_style_renders_an_opaque_160x70_picture_with_ink_in_the_text_band(s
     assert bottom - top > 25
 
 
-def test_given_text_is_drawn_and_unknown_style_is_refused():
+def test_given_text_is_drawn_and_unknown_family_is_refused():
     assert render_captcha(np.random.default_rng(0), text="347H").label == "347h"
-    with pytest.raises(ValueError, match="unknown style"):
-        render_captcha(np.random.default_rng(0), style="blur")
+    with pytest.raises(ValueError, match="unknown filter family 'blur'"):
+        render_captcha(np.random.default_rng(0), family="blur")
 
 
 def test_cli_writes_reference_named_files(tmp_path):

@@ -24,8 +24,8 @@ def test_comparison_sheet_hides_both_real_samples_among_generated_ones() -> None
     assert len(key) == sheet.COLUMNS * sheet.ROWS
     assert sum(line.split(": ", 1)[1].startswith("real") for line in key) == 2
     assert picture.size == (
-        sheet.COLUMNS * (sheet.WIDTH + sheet.PAD) + sheet.PAD,
-        sheet.ROWS * (sheet.HEIGHT + sheet.PAD) + sheet.PAD,
+        sheet.COLUMNS * (160 + sheet.PAD) + sheet.PAD,
+        sheet.ROWS * (70 + sheet.PAD) + sheet.PAD,
     )
 
 
@@ -34,7 +34,7 @@ def test_misread_sheet_counts_and_tiles_what_the_model_gets_wrong() -> None:
     picture, wrong = sheet.misread_sheet(build_model(TINY), seed=900_001, count=6, workers=1)
     assert wrong == 6  # an untrained model reads nothing right
     rows = -(-6 // sheet.MISREAD_COLUMNS)
-    assert picture.size[1] == rows * (sheet.HEIGHT + sheet.CAPTION + sheet.PAD) + sheet.PAD
+    assert picture.size[1] == rows * (70 + sheet.CAPTION + sheet.PAD) + sheet.PAD
 
 
 @pytest.mark.parametrize("mode", ["faithful", "wide"])
