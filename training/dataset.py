@@ -1,4 +1,5 @@
-"""Generated captchas as model-ready arrays: a pre-rendered pool, a fresh stream, and the CLI's files.
+"""Captchas as model-ready arrays: generated ones (a pre-rendered pool, a fresh stream) and epochs
+that mix them with labelled ones.
 
 Images go through ``shixin_client._images.preprocess`` (the one preprocessing), so the
 model trains on exactly what users' clients will send it. Every function draws the
@@ -8,7 +9,7 @@ for that style's spec unless given another.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
 
 from .augment import augment as perturb_randomly
 from .generator import captcha_at
+from .labelled import LabelledSet
 from .style import CaptchaStyle, site_style
 
 
@@ -162,6 +164,53 @@ def pool_epochs(batch: Batch, batch_size: int, seed: int):  # type: ignore[no-un
         order = np.random.default_rng([seed, epoch]).permutation(len(batch.images))
         dataset = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
         dataset = dataset.map(lambda i: (tf.cast(tf.gather(images, i), tf.float32), tf.gather(labels, i)))
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    return epoch_dataset
+
+
+def labelled_batch(labelled: LabelledSet, spec: CaptchaSpec = DEFAULT_SPEC) -> Batch:
+    """Labelled captchas as drawn, as a Batch (validation, reports); their family reads "labelled"."""
+    labels = np.asarray([encode_label(text, spec) for text in labelled.texts], dtype=np.int32)
+    count = len(labelled)
+    return Batch(
+        labelled.images,
+        labels.reshape(count, spec.label_length),
+        list(labelled.texts),
+        ["labelled"] * count,
+        [False] * count,
+    )
+
+
+def mixed_epochs(  # type: ignore[no-untyped-def]
+    labelled: LabelledSet,
+    generated: Callable[[int], Batch] | None,
+    batch_size: int,
+    seed: int,
+    spec: CaptchaSpec,
+    augment: bool = False,
+):
+    """Epoch number -> a ``tf.data`` pipeline over labelled captchas and, if given, generated ones.
+
+    Every epoch holds each labelled captcha once (perturbed afresh per epoch with
+    ``augment``) and ``generated(epoch)``'s captchas, in an order drawn from ``(seed,
+    epoch)`` alone, so a resumed run sees the epochs an uninterrupted one would.
+    """
+    import tensorflow as tf
+
+    labels = labelled_batch(labelled, spec).labels
+
+    def epoch_dataset(epoch: int):  # type: ignore[no-untyped-def]
+        images = [labelled.epoch_images(seed, epoch, spec, augment)]
+        targets = [labels]
+        if generated is not None:
+            batch = generated(epoch)
+            images.append(batch.images)
+            targets.append(batch.labels)
+        all_images, all_labels = np.concatenate(images), np.concatenate(targets)
+        order = np.random.default_rng([seed, epoch]).permutation(len(all_images))
+        dataset = tf.data.Dataset.from_tensor_slices((all_images[order], all_labels[order])).batch(batch_size)
+        dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y))
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     return epoch_dataset

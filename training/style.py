@@ -117,7 +117,7 @@ class Family:
 @dataclass(frozen=True)
 class CaptchaStyle:
     name: str
-    source: str  # the file it was read from, for messages
+    source: str = field(compare=False)  # the file it was read from, for messages
     width: int
     height: int
     label_length: int

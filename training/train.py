@@ -1,6 +1,15 @@
-"""CLI: train a preset from scratch on generated captchas, with a fixed seed.
+"""CLI: train a preset from scratch on generated captchas, labelled ones, or both, with a fixed seed.
 
     python -m training.train --preset default --out runs/default --seed 1
+    python -m training.train --labelled data/origin --generated-ratio 1 --augment --out runs/mine
+    python -m training.train --style my-site.json --out runs/my-site
+
+``--style`` says which captchas to generate and the model's spec (default: the site's,
+training/styles/site.json). ``--labelled DIR...`` trains on folders of ``<label>_<anything>.<ext>``
+captchas (training/labelled.py says which files are used); each epoch then holds every
+labelled captcha once and ``--generated-ratio`` generated ones per labelled one, through the
+same preprocessing and ``--augment``. A share ``--holdout`` of the labelled files is held
+out: validation reads it instead of generated captchas, and the end of the run reports it.
 
 CTC loss on the logits with the true input length (all 40 steps; the reference passed
 38), validation on fresh captchas every epoch (a seed never used for training),
@@ -29,8 +38,10 @@ import numpy as np
 from shixin_client._spec import DEFAULT_SPEC, CaptchaSpec
 
 from . import evaluate
-from .dataset import Batch, pool_epochs, render, render_parallel, stream_dataset
+from .dataset import Batch, labelled_batch, mixed_epochs, pool_epochs, render, render_parallel, stream_dataset
+from .labelled import LabelledSet, load_labelled, read, reading_report, split
 from .model import PRESETS, build_model, logits_model
+from .style import CaptchaStyle, StyleError, load_style, site_style
 
 log = logging.getLogger("training")
 
@@ -109,12 +120,83 @@ def restore_training_state(trainer, path: Path) -> None:  # type: ignore[no-unty
         variable.assign(values[name])
 
 
+def labelled_data(args: argparse.Namespace, spec: CaptchaSpec) -> tuple[LabelledSet, LabelledSet]:
+    """The ``--labelled`` folders' captchas, split into (training, held out) by ``--holdout``."""
+    found = load_labelled(args.labelled, spec, say=log.info)
+    if len(found) < 2:
+        raise SystemExit(f"need at least 2 usable labelled captchas in {', '.join(map(str, args.labelled))}")
+    return split(found, args.holdout, args.seed)
+
+
+def epoch_source(  # type: ignore[no-untyped-def]
+    args: argparse.Namespace, style: CaptchaStyle, labelled: LabelledSet | None
+):
+    """(epoch -> dataset, steps per epoch or None): the training data the arguments ask for."""
+    spec = style.spec
+    train_seed = args.seed + TRAIN_SEED_OFFSET
+    if labelled is not None:
+        count = round(args.generated_ratio * len(labelled))
+        log.info("each epoch: %d labelled and %d generated captchas", len(labelled), count)
+        generated = None
+        if count and args.source == "pool":
+            pool = render_parallel(train_seed, count, workers=args.workers, augment=args.augment, style=style)
+            generated = lambda epoch: pool  # noqa: E731
+        elif count:
+            generated = lambda epoch: render_parallel(  # noqa: E731
+                train_seed,
+                count,
+                workers=args.workers,
+                start=epoch * count,
+                augment=args.augment,
+                style=style,
+            )
+        return mixed_epochs(labelled, generated, args.batch_size, args.seed, spec, args.augment), None
+    if args.source == "pool":
+        t0 = time.time()
+        pool = render_parallel(
+            train_seed, args.train_size, workers=args.workers, augment=args.augment, style=style
+        )
+        log.info("rendered %d training captchas in %.0f s", args.train_size, time.time() - t0)
+        return pool_epochs(pool, args.batch_size, args.seed), None
+
+    def epoch_data(epoch: int):  # type: ignore[no-untyped-def]
+        """Epoch ``epoch``'s own fresh captchas: the stream never repeats, and resumes in place."""
+        start = epoch * args.train_size
+        return stream_dataset(
+            train_seed, args.batch_size, spec, start=start, augment=args.augment, style=style
+        )
+
+    return epoch_data, args.train_size // args.batch_size
+
+
+def write_style_report(report: dict[str, Any], out: Path, name: str, title: str, command: str) -> None:
+    """``<name>.json`` and ``<name>.md``: exact match, per character and the misreads of one set."""
+    (out / f"{name}.json").write_text(json.dumps(report, indent=1))
+    lines = [
+        f"# {title}",
+        "",
+        f"Made with `{command}`.",
+        "",
+        f"- captchas: {report['count']}",
+        f"- exact match: {report['exact_match']:.2%}",
+        f"- per character: {report['char_accuracy']:.2%}",
+        "",
+        "| file | label | read |",
+        "|---|---|---|",
+        *(f"| {m['file']} | {m['label']} | {m['read'] or '(none)'} |" for m in report["misreads"][:50]),
+    ]
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
 def train(args: argparse.Namespace) -> Path:
     import keras
 
-    spec = DEFAULT_SPEC
+    style = load_style(args.style)
+    spec = style.spec
     out: Path = args.out
     start_run(out, args.seed)
+    log.info("style %s (%s): %s", style.name, style.source, spec)
+    labelled, holdout = labelled_data(args, spec) if args.labelled else (None, None)
     state_path = out / "state.json"
     history_path = out / "history.json"
     last_path, best_path = out / "last.keras", out / "best.keras"
@@ -143,21 +225,10 @@ def train(args: argparse.Namespace) -> Path:
         else:
             log.info("no %s in %s: the optimizer starts afresh", TRAINING_STATE_FILE, out)
 
-    train_seed = args.seed + TRAIN_SEED_OFFSET
-    if args.source == "pool":
-        t0 = time.time()
-        pool = render_parallel(train_seed, args.train_size, workers=args.workers, augment=args.augment)
-        log.info("rendered %d training captchas in %.0f s", args.train_size, time.time() - t0)
-        epoch_data = pool_epochs(pool, args.batch_size, args.seed)
-        steps = None
-    else:
-
-        def epoch_data(epoch: int):  # type: ignore[no-untyped-def]
-            """Epoch ``epoch``'s own fresh captchas: the stream never repeats, and resumes in place."""
-            start = epoch * args.train_size
-            return stream_dataset(train_seed, args.batch_size, spec, start=start, augment=args.augment)
-
-        steps = args.train_size // args.batch_size
+    epoch_data, steps = epoch_source(args, style, labelled)
+    held_out = labelled_batch(holdout, spec) if holdout is not None and len(holdout) else None
+    if held_out is not None:
+        log.info("validation: the %d held-out labelled captchas", len(held_out.texts))
 
     started = time.time()
     verbose = 2 if args.verbose else 0
@@ -165,7 +236,10 @@ def train(args: argparse.Namespace) -> Path:
         t0 = time.time()
         fit = trainer.fit(epoch_data(epoch), epochs=1, steps_per_epoch=steps, verbose=verbose)
         loss = float(fit.history["loss"][-1])
-        val = render(VALIDATION_SEED, epoch * args.val_size, args.val_size, spec)
+        if held_out is None:
+            val = render(VALIDATION_SEED, epoch * args.val_size, args.val_size, spec, style=style)
+        else:
+            val = held_out
         accuracy = exact_match(model, val, spec)
         history.append({"epoch": epoch + 1, "loss": loss, "val_accuracy": accuracy, "lr": lr})
         improved = accuracy > best
@@ -200,11 +274,25 @@ def train(args: argparse.Namespace) -> Path:
 
     evaluate.plot_curve(history, out / "training_curve.png")
     best_model = keras.models.load_model(best_path)
-    report = evaluate.evaluate(best_model, TEST_SEED, args.test_size, spec, workers=args.workers)
-    evaluate.write_report(report, out, command=" ".join(["python -m training.train", *sys.argv[1:]]))
+    command = " ".join(["python -m training.train", *sys.argv[1:]])
+    if style == site_style():
+        report = evaluate.evaluate(best_model, TEST_SEED, args.test_size, spec, workers=args.workers)
+        evaluate.write_report(report, out, command=command)
+    else:
+        test = render_parallel(TEST_SEED, args.test_size, workers=args.workers, style=style)
+        names = [f"{TEST_SEED}:{i}" for i in range(args.test_size)]
+        report = reading_report(names, test.texts, read(best_model, test.images, spec))
+        write_style_report(
+            report, out, "report", f"Generated {style.name} captchas (seed {TEST_SEED})", command
+        )
     log.info(
         "test exact match %.4f on %d captchas (seed %d)", report["exact_match"], args.test_size, TEST_SEED
     )
+    if holdout is not None and len(holdout):
+        files = [str(path) for path in holdout.files]
+        held = reading_report(files, holdout.texts, read(best_model, holdout.images, spec))
+        write_style_report(held, out, "holdout", "Held-out labelled captchas", command)
+        log.info("held-out labelled exact match %.4f on %d captchas", held["exact_match"], held["count"])
     return best_path
 
 
@@ -213,13 +301,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--style", help="style file or name to generate (default: the site's)")
+    parser.add_argument(
+        "--labelled", type=Path, nargs="+", help="folders of <label>_<anything>.<ext> captchas to train on"
+    )
+    parser.add_argument(
+        "--generated-ratio",
+        type=float,
+        default=0.0,
+        help="with --labelled: generated captchas per labelled one in each epoch (default 0: labelled only)",
+    )
+    parser.add_argument(
+        "--holdout",
+        type=float,
+        default=0.1,
+        help="with --labelled: share held out for validation and the final report (default %(default)s)",
+    )
     parser.add_argument(
         "--source",
         choices=["pool", "stream"],
         default="pool",
         help="pool: render --train-size captchas once (fast); stream: fresh ones every step",
     )
-    parser.add_argument("--train-size", type=int, default=100_000)
+    parser.add_argument(
+        "--train-size", type=int, default=100_000, help="generated captchas per epoch without --labelled"
+    )
     parser.add_argument("--val-size", type=int, default=2_000)
     parser.add_argument("--test-size", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=20)
@@ -244,11 +350,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--reset-lr", action="store_true", help="with --resume: restart at --lr (fine-tune)")
     parser.add_argument("--verbose", action="store_true")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.generated_ratio < 0:
+        parser.error("--generated-ratio must be 0 or more")
+    if not 0 <= args.holdout < 1:
+        parser.error("--holdout must be at least 0 and below 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    train(parse_args(argv))
+    try:
+        train(parse_args(argv))
+    except (StyleError, NotADirectoryError) as exc:
+        print(f"training.train: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
