@@ -21,6 +21,7 @@ from ._decode.predictions import decode_softmax
 from ._exceptions import (
     BadResponseError,
     InvalidInputError,
+    LowConfidenceError,
     MissingDependencyError,
     ModelNotFoundError,
     RequestRejectedError,
@@ -63,6 +64,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ImageLimits",
     "InvalidInputError",
+    "LowConfidenceError",
     "MissingDependencyError",
     "MockRequest",
     "MockTransport",

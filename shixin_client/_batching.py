@@ -67,6 +67,8 @@ class BatchPlan(Generic[T]):
         return_exceptions: bool,
     ) -> None:
         positive_int("batch_size", batch_size)
+        #: Each item's name, in slot order, for errors about its answer.
+        self.names = tuple(item.name for item in items)
         self._slots: list[Union[T, ShixinError, None]] = [None] * len(items)
         self._return_exceptions = return_exceptions
         ready: list[tuple[int, Any]] = []

@@ -15,7 +15,7 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional, TypedDict, TypeVar, Union, overload
@@ -25,6 +25,7 @@ from ._config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LIMITS,
     DEFAULT_LOCAL_PAYLOAD,
+    DEFAULT_MIN_CONFIDENCE,
     DEFAULT_PAYLOAD,
     DEFAULT_READY_TIMEOUT,
     DEFAULT_RETRY,
@@ -37,6 +38,7 @@ from ._config import (
     RetryPolicy,
     Timeout,
     TLSConfig,
+    confidence_threshold,
     positive_int,
     server_from_env,
 )
@@ -45,6 +47,7 @@ from ._decode.predictions import predictions
 from ._exceptions import (
     BadResponseError,
     InvalidInputError,
+    LowConfidenceError,
     MissingDependencyError,
     ModelNotFoundError,
     RequestRejectedError,
@@ -112,6 +115,7 @@ class ClientOptions(CallOptions, total=False):
     beam_width: Optional[int]
     alphabet: Optional[str]
     image_limits: ImageLimits
+    min_confidence: float
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ class _Options:
     image_limits: ImageLimits
     #: Characters a reading may contain (case folded); None: every class of the model.
     alphabet: Optional[str] = None
+    #: recognize refuses readings less confident than this (0: accepts every reading).
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
     def __post_init__(self) -> None:
         if self.payload not in _SIGNATURES:
@@ -134,6 +140,7 @@ class _Options:
             positive_int("beam_width", self.beam_width)
         if self.alphabet is not None and (not isinstance(self.alphabet, str) or not self.alphabet):
             raise InvalidInputError("alphabet", f"must be a non-empty string or None, got {self.alphabet!r}")
+        confidence_threshold(self.min_confidence)
         for payload, (signature, _) in _SIGNATURES.items():
             if self.model.signature == signature and self.payload != payload:
                 raise InvalidInputError(
@@ -174,7 +181,7 @@ class _Options:
             fields["timeout"] = Timeout.coerce(changes["timeout"])
         if "retry" in changes:
             fields["retry"] = RetryPolicy.coerce(changes["retry"])
-        for key in ("payload", "batch_size", "beam_width", "alphabet", "image_limits"):
+        for key in ("payload", "batch_size", "beam_width", "alphabet", "image_limits", "min_confidence"):
             if key in changes:
                 fields[key] = changes[key]
         return replace(self, **fields)
@@ -254,6 +261,7 @@ class _BaseClient:
         beam_width: Optional[int] = None,
         alphabet: Optional[str] = None,
         image_limits: ImageLimits = DEFAULT_LIMITS,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         transport: Union[SyncTransport, AsyncTransport, None] = None,
     ) -> None:
         """A client for one model on one server (or on several REST replicas).
@@ -271,7 +279,10 @@ class _BaseClient:
         every request (as gRPC metadata over gRPC) and never printed. ``batch_size`` is
         images per request in the ``*_many`` methods, ``beam_width`` turns on beam
         search, ``alphabet`` limits what may be read (``SITE_ALPHABET``), and
-        ``image_limits`` bounds the images accepted. ``transport`` replaces the server
+        ``image_limits`` bounds the images accepted. ``min_confidence`` is the reject
+        option: ``recognize`` raises :class:`LowConfidenceError` for a reading less
+        confident than this (the default is calibrated for the shipped model; 0 turns it
+        off), and ``predict`` still returns it. ``transport`` replaces the server
         with your own :class:`SyncTransport` (:class:`AsyncTransport` for the async
         client), such as :class:`MockTransport`.
         """
@@ -291,6 +302,7 @@ class _BaseClient:
             beam_width=beam_width,
             image_limits=image_limits,
             alphabet=alphabet,
+            min_confidence=min_confidence,
         )
         if transport is None:
             transport = self._make_transport(server, tls, Headers.coerce(headers))
@@ -358,6 +370,11 @@ class _BaseClient:
     @property
     def retry(self) -> RetryPolicy:
         return self._options.retry
+
+    @property
+    def min_confidence(self) -> float:
+        """The confidence under which ``recognize`` raises LowConfidenceError (0: never)."""
+        return self._options.min_confidence
 
     @property
     def batch_size(self) -> int:
@@ -539,8 +556,22 @@ class _BaseClient:
         )
 
     @staticmethod
-    def _texts(results: Sequence[Result[Prediction]]) -> list[Result[str]]:
-        return [result.text if isinstance(result, Prediction) else result for result in results]
+    def _readings(
+        plan: BatchPlan[Prediction], options: _Options, return_exceptions: bool
+    ) -> list[Result[str]]:
+        """Each item's text, or a LowConfidenceError where its reading is less confident than
+        ``min_confidence`` (raised at once unless errors are returned); NaN never passes."""
+        threshold = options.min_confidence
+        readings: list[Result[str]] = []
+        for name, result in zip(plan.names, plan.results(), strict=True):
+            if isinstance(result, Prediction) and not result.accepted(threshold):
+                error = LowConfidenceError(name, result.text, result.confidence, threshold)
+                if not return_exceptions:
+                    raise error
+                readings.append(error)
+            else:
+                readings.append(result.text if isinstance(result, Prediction) else result)
+        return readings
 
     @staticmethod
     def _is_ready_failure(error: ShixinError) -> bool:
@@ -565,7 +596,8 @@ class ShixinClient(_BaseClient):
     _sleep: Callable[[float], None] = staticmethod(time.sleep)
 
     def recognize(self, image: ImageInput, **options: Unpack[CallOptions]) -> str:
-        return self.predict(image, **options).text
+        """The captcha's text; LowConfidenceError when the reading is under ``min_confidence``."""
+        return self.recognize_many(self._one(image), **options)[0]
 
     @overload
     def recognize_many(
@@ -595,10 +627,13 @@ class ShixinClient(_BaseClient):
     ) -> Union[list[str], list[Result[str]]]:
         """Texts in input order, in as few requests as ``batch_size`` allows.
 
-        With ``return_exceptions=True`` a bad image or a failed request leaves its
-        ShixinError in the affected slots and every other answer still comes back.
+        With ``return_exceptions=True`` a bad image, a failed request or a reading under
+        ``min_confidence`` (LowConfidenceError) leaves its ShixinError in the affected
+        slots and every other answer still comes back.
         """
-        return self._texts(self._predict_many(images, batch_size, return_exceptions, False, options))
+        opts = self._call_options(options, False)
+        plan = self._predict_many(images, opts, batch_size, return_exceptions, False)
+        return self._readings(plan, opts, return_exceptions)
 
     def predict(
         self, image: ImageInput, *, with_softmax: bool = False, **options: Unpack[CallOptions]
@@ -634,7 +669,9 @@ class ShixinClient(_BaseClient):
         with_softmax: bool = False,
         **options: Unpack[CallOptions],
     ) -> Union[list[Prediction], list[Result[Prediction]]]:
-        return self._predict_many(images, batch_size, return_exceptions, with_softmax, options)
+        """Every reading with its confidence, in input order; never rejected for low confidence."""
+        opts = self._call_options(options, with_softmax)
+        return self._predict_many(images, opts, batch_size, return_exceptions, with_softmax).results()
 
     def status(self, **options: Unpack[CallOptions]) -> ModelStatus:
         opts = self._options.merge(options)
@@ -678,12 +715,11 @@ class ShixinClient(_BaseClient):
     def _predict_many(
         self,
         images: Iterable[ImageInput],
+        opts: _Options,
         batch_size: Optional[int],
         return_exceptions: bool,
         with_softmax: bool,
-        options: Mapping[str, Any],
-    ) -> list[Result[Prediction]]:
-        opts = self._call_options(options, with_softmax)
+    ) -> BatchPlan[Prediction]:
         spec = self._spec(opts)
         plan = self._plan(images, opts, spec, batch_size, return_exceptions)
         for batch in plan.batches:
@@ -692,7 +728,7 @@ class ShixinClient(_BaseClient):
                 plan.fill(batch, self._finish(outputs, batch, opts, spec, with_softmax))
             except ShixinError as exc:
                 plan.fail(batch, exc)
-        return plan.results()
+        return plan
 
     def _spec(self, options: _Options) -> CaptchaSpec:
         spec = self._known_spec(options)
@@ -733,7 +769,7 @@ class AsyncShixinClient(_BaseClient):
     _sleep: Callable[[float], Awaitable[None]] = staticmethod(asyncio.sleep)
 
     async def recognize(self, image: ImageInput, **options: Unpack[CallOptions]) -> str:
-        return (await self.predict(image, **options)).text
+        return (await self.recognize_many(self._one(image), **options))[0]
 
     @overload
     async def recognize_many(
@@ -761,7 +797,9 @@ class AsyncShixinClient(_BaseClient):
         return_exceptions: bool = False,
         **options: Unpack[CallOptions],
     ) -> Union[list[str], list[Result[str]]]:
-        return self._texts(await self._predict_many(images, batch_size, return_exceptions, False, options))
+        opts = self._call_options(options, False)
+        plan = await self._predict_many(images, opts, batch_size, return_exceptions, False)
+        return self._readings(plan, opts, return_exceptions)
 
     async def predict(
         self, image: ImageInput, *, with_softmax: bool = False, **options: Unpack[CallOptions]
@@ -797,7 +835,8 @@ class AsyncShixinClient(_BaseClient):
         with_softmax: bool = False,
         **options: Unpack[CallOptions],
     ) -> Union[list[Prediction], list[Result[Prediction]]]:
-        return await self._predict_many(images, batch_size, return_exceptions, with_softmax, options)
+        opts = self._call_options(options, with_softmax)
+        return (await self._predict_many(images, opts, batch_size, return_exceptions, with_softmax)).results()
 
     async def status(self, **options: Unpack[CallOptions]) -> ModelStatus:
         opts = self._options.merge(options)
@@ -838,12 +877,11 @@ class AsyncShixinClient(_BaseClient):
     async def _predict_many(
         self,
         images: Iterable[ImageInput],
+        opts: _Options,
         batch_size: Optional[int],
         return_exceptions: bool,
         with_softmax: bool,
-        options: Mapping[str, Any],
-    ) -> list[Result[Prediction]]:
-        opts = self._call_options(options, with_softmax)
+    ) -> BatchPlan[Prediction]:
         spec = await self._spec(opts)
         plan = self._plan(images, opts, spec, batch_size, return_exceptions)
         for batch in plan.batches:
@@ -854,7 +892,7 @@ class AsyncShixinClient(_BaseClient):
                 plan.fill(batch, self._finish(outputs, batch, opts, spec, with_softmax))
             except ShixinError as exc:
                 plan.fail(batch, exc)
-        return plan.results()
+        return plan
 
     async def _spec(self, options: _Options) -> CaptchaSpec:
         spec = self._known_spec(options)

@@ -51,6 +51,13 @@ READY_POLL_INTERVAL = 0.5
 #: The embedded model's thread count for batches is every core up to this many (past 4
 #: the model is too small to gain; ddddocr's onnxruntime takes every core by default).
 DEFAULT_MAX_LOCAL_THREADS = 4
+#: The reject option: ``recognize`` refuses a reading whose confidence (the product of its
+#: characters' probabilities, :class:`~shixin_client.Prediction`) is under this, with a
+#: LowConfidenceError. Calibrated on validation captchas only (``python -m training.calibrate``;
+#: models/README.md, "Reject option", has the measured table): misreads of site captchas fall
+#: under it, and so does every non-captcha tried (noise, a screenshot, a rotated captcha, a
+#: photograph). ``min_confidence=0`` turns it off; ``predict`` never rejects.
+DEFAULT_MIN_CONFIDENCE = 0.9
 #: Environment variable read by :func:`server_from_env` (client and CLI alike).
 SERVER_ENV = "SHIXIN_SERVER"
 
@@ -59,6 +66,13 @@ def positive_int(option: str, value: object) -> None:
     """Refuse anything but a positive int (bools included) for ``option``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInputError(option, f"must be a positive int, got {value!r}")
+
+
+def confidence_threshold(value: object) -> float:
+    """``value`` as a min_confidence: a number from 0 (every reading accepted) to 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise InvalidInputError("min_confidence", f"must be a number from 0 (off) to 1, got {value!r}")
+    return float(value)
 
 
 def _positive_or_none(option: str, value: object) -> None:

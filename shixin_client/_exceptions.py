@@ -11,6 +11,7 @@
     │   ├── RequestRejectedError     400 / INVALID_ARGUMENT, FAILED_PRECONDITION, ...
     │   └── ServerUnavailableError   503 / UNAVAILABLE, 429 / RESOURCE_EXHAUSTED (retried)
     ├── BadResponseError              an answer that is not what the model promised
+    ├── LowConfidenceError            a reading under min_confidence: not submitted by recognize
     ├── MissingDependencyError(ShixinError, ImportError)     an optional extra is missing
     └── UsageError(ShixinError, RuntimeError)     the client used in a way it does not support
 
@@ -94,6 +95,27 @@ class ServerUnavailableError(ServerError):
 
 class BadResponseError(ShixinError):
     """The server's answer does not parse or does not match what was asked."""
+
+
+class LowConfidenceError(ShixinError):
+    """A reading less confident than the client's ``min_confidence``; ``recognize`` refuses it.
+
+    The model read ``text`` at ``confidence`` (the product of its characters'
+    probabilities), under ``threshold``: either the image is not a site captcha (a
+    screenshot, noise, a photograph...) or the model is unsure of it, and a wrong
+    answer would cost a round trip to the site. ``input`` names the image. Fetching a
+    new captcha is the usual answer; ``predict`` returns every reading with its confidence.
+    """
+
+    def __init__(self, input_name: str, text: str, confidence: float, threshold: float) -> None:
+        self.input = input_name
+        self.text = text
+        self.confidence = confidence
+        self.threshold = threshold
+        super().__init__(
+            f"{input_name}: read {text!r} at confidence {confidence:.3f}, under min_confidence "
+            f"{threshold:g}; not a site captcha, or one the model is unsure of"
+        )
 
 
 class MissingDependencyError(ShixinError, ImportError):

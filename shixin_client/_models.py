@@ -23,6 +23,11 @@ class Prediction:
     char_probabilities: tuple[float, ...]
     softmax: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
 
+    def accepted(self, min_confidence: float) -> bool:
+        """Whether ``recognize`` returns this reading under ``min_confidence`` rather than
+        raising LowConfidenceError: 0 accepts every reading, and a NaN confidence no other."""
+        return min_confidence <= 0 or self.confidence >= min_confidence
+
 
 @dataclass(frozen=True)
 class VersionStatus:

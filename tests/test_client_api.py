@@ -30,6 +30,7 @@ from shixin_client import (
     BadResponseError,
     CaptchaSpec,
     InvalidInputError,
+    LowConfidenceError,
     MissingDependencyError,
     MockRequest,
     MockTransport,
@@ -49,6 +50,7 @@ from shixin_client import (
     UsageError,
     VersionStatus,
 )
+from shixin_client._config import DEFAULT_MIN_CONFIDENCE
 from shixin_client._images import wire_bytes
 from shixin_client._spec import (
     INPUT_BYTES,
@@ -236,6 +238,86 @@ def test_a_failed_batch_marks_only_its_own_items(make: Callable[..., Any]) -> No
     results = run(client.recognize_many(IMAGES, return_exceptions=True))
     assert results[0:2] == ["ab12", "cd34"] and results[4] == "ij90"
     assert all(isinstance(r, RequestRejectedError) for r in results[2:4])
+
+
+def unsure_model(unsure: bytes, per_char: float = 0.6) -> Callable[[MockRequest], Any]:
+    """FakeModel's answers, except that ``unsure`` reads with each character at ``per_char``."""
+    model = FakeModel()
+
+    def handler(request: MockRequest) -> Any:
+        answer = model(request)
+        if request.kind == "predict" and request.model.signature == SIGNATURE_BYTES:
+            for row, data in enumerate(request.inputs[INPUT_BYTES]):
+                if bytes(data) == wire_bytes(unsure):
+                    text = TEXT_OF[bytes(data)]
+                    answer[OUTPUT_SOFTMAX][row] = softmax_for([text], confidence=per_char)[0]
+        return answer
+
+    return handler
+
+
+def test_recognize_rejects_a_reading_under_min_confidence_and_predict_keeps_it(
+    make: Callable[..., Any],
+) -> None:
+    client = make(unsure_model(IMAGES[1]))
+    assert client.min_confidence == DEFAULT_MIN_CONFIDENCE > 0.6**4
+    assert run(client.recognize(IMAGES[0])) == "ab12"
+    with pytest.raises(LowConfidenceError) as caught:
+        run(client.recognize(IMAGES[1]))
+    error = caught.value
+    assert isinstance(error, ShixinError)
+    assert (error.text, error.threshold) == ("cd34", DEFAULT_MIN_CONFIDENCE)
+    assert error.confidence == pytest.approx(0.6**4, rel=1e-5)
+    assert error.input == f"item 0 bytes[{len(IMAGES[1])}]" and str(error).startswith(error.input)
+    prediction = run(client.predict(IMAGES[1]))
+    assert prediction.text == "cd34" and prediction.confidence == error.confidence
+
+
+def test_recognize_many_returns_the_rejection_in_its_items_place(make: Callable[..., Any]) -> None:
+    client = make(unsure_model(IMAGES[1]), batch_size=2)
+    results = run(client.recognize_many(IMAGES[:3], return_exceptions=True))
+    assert results[0] == "ab12" and results[2] == "ef56"
+    assert isinstance(results[1], LowConfidenceError) and results[1].input.startswith("item 1 ")
+    with pytest.raises(LowConfidenceError, match="item 1 "):
+        run(client.recognize_many(IMAGES[:3]))
+    assert [p.text for p in run(client.predict_many(IMAGES[:3]))] == ["ab12", "cd34", "ef56"]
+
+
+def test_min_confidence_is_a_client_option_and_zero_turns_it_off(make: Callable[..., Any]) -> None:
+    handler = unsure_model(IMAGES[1])
+    assert run(make(handler, min_confidence=0).recognize(IMAGES[1])) == "cd34"
+    client = make(handler)
+    exact = run(client.predict(IMAGES[1])).confidence
+    assert run(client.with_options(min_confidence=exact).recognize(IMAGES[1])) == "cd34"
+    assert client.min_confidence == DEFAULT_MIN_CONFIDENCE
+    # The default mock reading (0.99 a character) is sure enough for the default, not for 0.99.
+    with pytest.raises(LowConfidenceError, match="under min_confidence 0.99"):
+        run(make(FakeModel(), min_confidence=0.99).recognize(IMAGES[0]))
+    for bad in (-0.1, 1.5, True, "0.9", float("nan"), None):
+        with pytest.raises(InvalidInputError, match="min_confidence"):
+            make(handler, min_confidence=bad)
+        with pytest.raises(InvalidInputError, match="min_confidence"):
+            client.with_options(min_confidence=bad)
+
+
+def test_a_nan_reading_is_never_confident_enough(make: Callable[..., Any]) -> None:
+    def broken(request: MockRequest) -> Any:
+        if request.model.signature == SIGNATURE_DESCRIBE:
+            return describe_outputs(DEFAULT_SPEC, 1)
+        softmax = softmax_for(["ab12"])
+        softmax[0, :2, :] = np.nan  # the frames of "a": read as the first class, "0", at NaN
+        return {OUTPUT_SOFTMAX: softmax}
+
+    with pytest.raises(LowConfidenceError, match="read '0b12' at confidence nan"):
+        run(make(broken).recognize(IMAGES[0]))
+    assert run(make(broken, min_confidence=0).recognize(IMAGES[0])) == "0b12"
+
+
+def test_a_prediction_says_whether_a_threshold_accepts_it() -> None:
+    sure = Prediction("ab12", 0.95, (0.99, 0.99, 0.99, 0.98))
+    assert sure.accepted(0.95) and sure.accepted(0.0) and not sure.accepted(0.951)
+    unknown = Prediction("ab12", float("nan"), ())
+    assert not unknown.accepted(1e-9) and unknown.accepted(0)
 
 
 @pytest.mark.parametrize("delta", [-1, 1])
@@ -501,10 +583,13 @@ def test_an_alphabet_limits_what_is_read_and_a_bad_one_sends_nothing(make: Calla
     model = FakeModel()
     client = make(model)
     assert run(client.recognize(IMAGES[0])) == "ab12"
-    # '1' is not in the site's alphabet: its frames read as the best allowed class, '2'.
+    # '1' is not in the site's alphabet: its frames read as the best allowed class, '2',
+    # which the model gave almost no probability, so recognize rejects that reading.
     site = client.with_options(alphabet=SITE_ALPHABET)
-    assert run(site.recognize(IMAGES[0])) == "ab22"
-    assert run(make(model, alphabet=SITE_ALPHABET).recognize(IMAGES[0])) == "ab22"
+    assert run(site.predict(IMAGES[0])).text == "ab22"
+    assert run(make(model, alphabet=SITE_ALPHABET).predict(IMAGES[0])).text == "ab22"
+    with pytest.raises(LowConfidenceError, match="read 'ab22'"):
+        run(site.recognize(IMAGES[0]))
     assert run(site.with_options(alphabet=None).recognize(IMAGES[0])) == "ab12"
     sent = len(model.predicts())
     with pytest.raises(InvalidInputError, match=r"alphabet has '\?'"):

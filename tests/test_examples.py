@@ -1,7 +1,8 @@
 """Every script in examples/ runs, as a user would run it: on the embedded model or the local server.
 
 Each example runs in its own interpreter: ``recognize_local.py`` on the embedded model, the
-others against shixin_client.server serving a tiny untrained model that export/ wrote.
+others against shixin_client.server serving the committed model (``models/shixin``), which
+reads every example captcha right and over the default min_confidence.
 Its output must be one ``file<TAB>text`` line per captcha, in file order, with the texts
 the SDK itself reads from the same model; a broken file among good ones costs only its
 own line; the web app must answer uploads with that text as JSON and shut down cleanly
@@ -56,19 +57,12 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    keras = pytest.importorskip("keras")
-    from export.saved_model import export_model
+def served() -> Iterator[Served]:
+    pytest.importorskip("tensorflow")
     from shixin_client.server.testing import running_server
-    from training.model import Preset, build_model
 
-    # A tiny network exports in seconds; this seed makes it read the captchas differently
-    # from one another, so a line printed against the wrong file shows.
-    keras.utils.set_random_seed(4)
-    model = build_model(Preset(conv_filters=(4, 4, 4), gru_units=8, projection=None, dropout=0.0))
-    base = tmp_path_factory.mktemp("models")
-    export_model(model, base, "shixin", version=1)
-    with running_server(base / "shixin", "shixin") as server:
+    # Every captcha has its own label, so a line printed against the wrong file shows.
+    with running_server(EXAMPLES.parent / "models" / "shixin", "shixin") as server:
         with ShixinClient(server.rest_url) as client:
             texts = client.recognize_many(CAPTCHA_FILES)
             float_texts = client.recognize_many(CAPTCHA_FILES, payload="tensor")

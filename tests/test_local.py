@@ -23,6 +23,7 @@ from shixin_client import (
     AsyncShixinClient,
     CaptchaSpec,
     InvalidInputError,
+    LowConfidenceError,
     MissingDependencyError,
     ModelNotFoundError,
     PredictCall,
@@ -33,7 +34,7 @@ from shixin_client import (
     Timeout,
     decode_softmax,
 )
-from shixin_client._config import ModelRef
+from shixin_client._config import DEFAULT_MIN_CONFIDENCE, ModelRef
 from shixin_client._decode.greedy import greedy_confidences
 from shixin_client._images import preprocess
 from shixin_client._spec import INPUT_FLOAT, OUTPUT_SOFTMAX, SIGNATURE_BYTES, SIGNATURE_FLOAT
@@ -114,11 +115,12 @@ def test_clients_on_the_embedded_model(
         p.text
         for p in decode_softmax(np.asarray(model(np.stack([preprocess(p) for p in paths]))), DEFAULT_SPEC)
     ]
-    with ShixinClient.local(path) as client:
+    # The untrained model is sure of nothing: the reject option stays off to compare strings.
+    with ShixinClient.local(path, min_confidence=0) as client:
         assert client.get_spec() == DEFAULT_SPEC == client.spec
         assert client.recognize_many(paths) == expected
         # One LiteRT thread or several: the same strings.
-        with ShixinClient.local(path, threads=1) as single:
+        with ShixinClient.local(path, threads=1, min_confidence=0) as single:
             assert single.recognize_many(paths) == expected
         assert client.recognize_many(paths, payload="image") == expected  # the bytes path too
         with pytest.raises(InvalidInputError, match="pass payload='image'"):
@@ -126,7 +128,7 @@ def test_clients_on_the_embedded_model(
         assert client.ready() and client.metadata().signature(SIGNATURE_FLOAT) is not None
 
     async def main() -> list[str]:
-        async with AsyncShixinClient.local(path) as async_client:
+        async with AsyncShixinClient.local(path, min_confidence=0) as async_client:
             return list(await async_client.recognize_many(paths))
 
     assert asyncio.run(main()) == expected
@@ -200,6 +202,25 @@ def test_local_clients_pass_int8_on() -> None:
         assert quick._shared.transport._int8 is not None  # type: ignore[attr-defined]
     client = AsyncShixinClient.local(int8=False)
     assert client._shared.transport.transport._int8 is None  # type: ignore[attr-defined]
+
+
+def test_the_shipped_model_reads_site_captchas_and_rejects_noise_by_default(
+    real_samples: list[tuple[Path, str]],
+) -> None:
+    pytest.importorskip("ai_edge_litert")
+    noise = np.random.default_rng(0).integers(0, 256, (70, 160, 3), dtype=np.uint8)
+    with ShixinClient.local() as client:
+        assert client.min_confidence == DEFAULT_MIN_CONFIDENCE
+        assert client.recognize_many([path for path, _ in real_samples]) == [
+            label for _, label in real_samples
+        ]
+        with pytest.raises(LowConfidenceError, match=r"array\(70, 160, 3\)"):
+            client.recognize(noise)
+        reading = client.predict(noise)
+        assert reading.confidence < DEFAULT_MIN_CONFIDENCE
+    with ShixinClient.local(min_confidence=0) as everything:
+        assert everything.recognize(noise) == reading.text
+    assert AsyncShixinClient.local(min_confidence=0.5).min_confidence == 0.5
 
 
 def test_missing_litert_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,8 @@ rest of this package knows, on every transport:
 Every scenario first fetches the spec (no fault), then scripts the fault twice and
 reads four captchas in two batches (a transient fault is retried and recovers, a
 permanent one fails the batch it hits), then scripts it once more for one ``predict``.
-Retry waits are recorded, not slept, and count the attempts where no proxy can.
+Retry waits are recorded, not slept, and count the attempts where no proxy can. A last
+scenario, fault-free on every transport, rejects the readings under a ``min_confidence``.
 """
 
 from __future__ import annotations
@@ -384,6 +385,67 @@ def test_mock_twins_agree(
     )
     sync, asynchronous = both(twins, fault, captchas, monkeypatch)
     assert_parity(sync, asynchronous, fault, oracle.texts(captchas[:5]))
+
+
+def low_confidence_twins(
+    kind: str, request: pytest.FixtureRequest, oracle: Any
+) -> tuple[Callable[[], ShixinClient], Callable[[], AsyncShixinClient]]:
+    """Both twins on one transport, fault-free, with the default options."""
+    if kind == "embedded":
+        pytest.importorskip("ai_edge_litert")
+        return ShixinClient.local, AsyncShixinClient.local
+    if kind == "mock":
+        return (
+            lambda: ShixinClient(transport=MockTransport(oracle.answer)),
+            lambda: AsyncShixinClient(transport=AsyncMockTransport(oracle.answer)),
+        )
+    url = request.getfixturevalue("server_urls")[kind]
+    return lambda: ShixinClient(url), lambda: AsyncShixinClient(url)
+
+
+async def reject_the_unsure_half(client: Any, captchas: list[bytes]) -> list[Any]:
+    """Read four captchas, then again with min_confidence between the second and third most
+    confident readings: recognize_many, recognize and predict on the same four."""
+    try:
+        predictions = await resolve(client.predict_many(captchas))
+        ranked = sorted(p.confidence for p in predictions)
+        threshold = (ranked[1] + ranked[2]) / 2
+        strict = client.with_options(min_confidence=threshold)
+        many = await resolve(strict.recognize_many(captchas, return_exceptions=True))
+        unsure = next(i for i, p in enumerate(predictions) if p.confidence < threshold)
+        one = await attempt(lambda: strict.recognize(captchas[unsure]))
+        kept = await resolve(strict.predict(captchas[unsure]))
+        return [
+            [observed(p) for p in predictions],
+            threshold,
+            [observed(r) for r in many],
+            observed(one),
+            observed(kept),
+        ]
+    finally:
+        await resolve(client.aclose() if isinstance(client, AsyncShixinClient) else client.close())
+
+
+@pytest.mark.parametrize("kind", ["rest", "grpc", "embedded", "mock"])
+def test_readings_under_min_confidence_are_rejected_alike_everywhere(
+    kind: str, request: pytest.FixtureRequest, captchas: list[bytes], oracle: Any
+) -> None:
+    """The same readings are rejected with the same LowConfidenceError by both twins, each in
+    its own slot, while predict still returns them."""
+    sync_twin, async_twin = low_confidence_twins(kind, request, oracle)
+    four = captchas[:4]
+    sync = asyncio.run(reject_the_unsure_half(sync_twin(), four))
+    assert sync == asyncio.run(reject_the_unsure_half(async_twin(), four))
+    predictions, threshold, many, one, kept = sync
+    for index, ((text, confidence, _), result) in enumerate(zip(predictions, many, strict=True)):
+        if confidence >= threshold:
+            assert result == text
+        else:
+            name, message = result
+            assert name == "LowConfidenceError" and message.startswith(f"item {index} ")
+            assert f"read {text!r} at confidence {confidence:.3f}" in message
+    assert sum(isinstance(r, tuple) for r in many) == 2
+    assert one[0] == "LowConfidenceError" and kept in predictions
 
 
 def test_the_stall_in_the_body_is_a_timeout_on_both_twins(
