@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ._children import run_fresh
 from ._context import QUIET_TF, ROOT, Context
 from ._results import SKIP, Row, Target, measured, not_measured
 from ._timing import median
@@ -21,28 +22,17 @@ CACHE_DIR = Path(os.environ.get("SHIXIN_BENCH_CACHE", "/tmp/shixin-bench-cache")
 INSTALL_TIMEOUT_S = 1800
 
 _PROBE = (
-    "import json, resource, time\n"
+    "import json, time\n"
     "start = time.perf_counter()\n"
     "import {module}\n"
-    "seconds = time.perf_counter() - start\n"
-    "print(json.dumps([seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))\n"
+    "print(json.dumps(time.perf_counter() - start))\n"
 )
 
 
 def _import_once(module: str) -> tuple[float, float]:
     """Seconds to import ``module`` in a fresh interpreter, and that process's peak RSS in MB."""
-    result = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(module=module)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **QUIET_TF},
-    )
-    seconds, max_rss = json.loads(result.stdout.strip().splitlines()[-1])
-    # ru_maxrss is in KiB on Linux, in bytes on macOS.
-    megabytes = max_rss / 2**20 if sys.platform == "darwin" else max_rss / 2**10
-    return float(seconds), float(megabytes)
+    finished = run_fresh([sys.executable, "-c", _PROBE.format(module=module)], {**os.environ, **QUIET_TF})
+    return float(json.loads(finished.stdout.strip().splitlines()[-1])), finished.peak_mb
 
 
 def import_rows(ctx: Context) -> list[Row]:
@@ -68,7 +58,8 @@ def import_rows(ctx: Context) -> list[Row]:
             "1b",
             1,
             "Import peak RSS",
-            f"peak resident memory (ru_maxrss) of the same processes after the import, {runs}",
+            f"peak resident memory (ru_maxrss) of the same processes, started from a small launcher "
+            f"(a child of the harness would inherit its peak), {runs}",
             "MB",
             median([m for _, m in ours]),
             median([m for _, m in reference]),

@@ -3,7 +3,9 @@
 Every figure is a ratio ``ours / baseline`` (times, bytes, megabytes, images per second
 alike), because the machines are shared and noisy: absolute numbers drift between runs,
 ratios taken in one run hold. A target says which way the ratio must fall; a row that
-misses its target says MISS, never a softer word.
+misses its target says MISS, never a softer word. Accuracy and error rates are the
+exception: their targets are absolute (``Target(..., of="ours")``), and the baseline
+beside them is context.
 """
 
 from __future__ import annotations
@@ -28,26 +30,38 @@ VERDICTS = (PASS, MISS, INFO, SKIP, PENDING, ERROR)
 
 #: "any": the ratio is only reported; the row passes or misses on its ``required`` condition.
 _OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
     "<=": operator.le,
     ">=": operator.ge,
     "any": lambda r, v: True,
 }
 
 
+#: What a target judges: the ratio to the baseline, or our own figure (an accuracy, an error rate).
+RATIO = "ratio"
+OURS = "ours"
+
+
 @dataclass(frozen=True)
 class Target:
-    """``ratio <op> value``; ``text`` is how the issue words it (e.g. "at most 1/10")."""
+    """``<of> <op> value``; ``text`` is how the issue words it (e.g. "at most 1/10")."""
 
     op: str
     value: float
     text: str
+    of: str = RATIO
 
     def __post_init__(self) -> None:
         if self.op not in _OPS:
             raise ValueError(f"Target.op must be one of {sorted(_OPS)}, got {self.op!r}")
+        if self.of not in (RATIO, OURS):
+            raise ValueError(f"Target.of must be {RATIO!r} or {OURS!r}, got {self.of!r}")
 
-    def met(self, ratio: float) -> bool:
-        return _OPS[self.op](ratio, self.value)
+    def met(self, ratio: float | None, ours: float) -> bool:
+        """Whether the row meets it; a ratio target with no ratio (no baseline) never does."""
+        if self.of == OURS:
+            return _OPS[self.op](ours, self.value)
+        return ratio is not None and _OPS[self.op](ratio, self.value)
 
 
 @dataclass
@@ -81,19 +95,26 @@ def measured(
     compares: str,
     unit: str,
     ours: float,
-    baseline: float,
+    baseline: float | None,
     target: Target | None,
     *,
     required: tuple[bool, str] | None = None,
     note: str = "",
     extra: dict[str, Any] | None = None,
 ) -> Row:
-    """A row from two measurements; ``required`` is a further condition and the words for its failure."""
-    ratio = ours / baseline if baseline else math.inf
+    """A row from two measurements; ``required`` is a further condition and the words for its failure.
+
+    ``baseline`` may be None only where nothing else does the same thing: the row then has
+    no ratio, and only a target on ``ours`` can judge it.
+    """
+    if baseline is None:
+        ratio = None
+    else:
+        ratio = ours / baseline if baseline else math.inf
     if target is None:
         verdict = INFO
     else:
-        verdict = PASS if target.met(ratio) else MISS
+        verdict = PASS if target.met(ratio, ours) else MISS
     if required is not None and not required[0]:
         verdict = MISS
         note = "; ".join(part for part in (required[1], note) if part)
