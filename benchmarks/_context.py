@@ -27,6 +27,8 @@ TRAINED_KERAS = ROOT / "models" / "shixin.keras"
 PRESET_RUNS = ROOT / "runs" / "presets"
 #: The two real site captchas kept in the repository, raw and binarized (datasets/README.md).
 REAL_SAMPLES = ROOT / "datasets" / "real"
+#: 1,000 captchas drawn by the real Java Patchca library, with families.csv (datasets/README.md).
+JAVA_EVAL = ROOT / "datasets" / "patchca-java-eval"
 #: Quiet TensorFlow's C++ start-up chatter in this process and in every child.
 QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -52,6 +54,10 @@ class Counts:
     accuracy_images: int
     preset_accuracy_images: int
     generator_images: int
+    process_runs: int
+    #: The first this many captchas of the real-library set; None: all of them.
+    java_eval_images: int | None
+    training_steps: int
 
 
 FULL = Counts(
@@ -74,6 +80,9 @@ FULL = Counts(
     # same 10,000 test captchas models/README.md reports for them.
     preset_accuracy_images=10_000,
     generator_images=500,
+    process_runs=5,
+    java_eval_images=None,
+    training_steps=40,
 )
 QUICK = Counts(
     import_repeats=3,
@@ -93,6 +102,9 @@ QUICK = Counts(
     accuracy_images=16,
     preset_accuracy_images=16,
     generator_images=10,
+    process_runs=1,
+    java_eval_images=20,
+    training_steps=2,
 )
 
 
@@ -114,15 +126,21 @@ def real_samples(folder: Path = REAL_SAMPLES) -> list[Sample]:
     ]
 
 
-def generated_samples(count: int) -> list[Sample]:
-    """Captchas from the training code's test seed, which no model is trained on."""
+def generated_samples(count: int, mode: str = "mixed") -> list[Sample]:
+    """Captchas from the training code's test seed, which no model is trained on.
+
+    ``mode`` is one of ``training.evaluate.MODES``: ``mixed`` (the generator's own draw of
+    faithful and wide captchas), ``faithful`` (Patchca's own ranges, as the site draws) or ``wide``.
+    """
+    from training.evaluate import MODES
     from training.generator import captcha_at, png_bytes
     from training.train import TEST_SEED
 
+    wide = MODES[mode]
     samples = []
     for index in range(count):
-        captcha = captcha_at(TEST_SEED, index)
-        samples.append(Sample(f"seed {TEST_SEED} #{index}", png_bytes(captcha), captcha.label))
+        captcha = captcha_at(TEST_SEED, index) if wide is None else captcha_at(TEST_SEED, index, wide=wide)
+        samples.append(Sample(f"seed {TEST_SEED} #{index} ({mode})", png_bytes(captcha), captcha.label))
     return samples
 
 
@@ -163,6 +181,11 @@ class Context:
     def accuracy_set(self) -> list[Sample]:
         """The generated images accuracy is measured on (a superset of ``generated``)."""
         return generated_samples(max(self.counts.accuracy_images, self.counts.generated_images))
+
+    @cached_property
+    def faithful_set(self) -> list[Sample]:
+        """Faithful generated test captchas, as many as the presets' set (rows 13c and 13d)."""
+        return generated_samples(self.counts.preset_accuracy_images, "faithful")
 
     @cached_property
     def preset_accuracy_set(self) -> list[Sample]:

@@ -1,8 +1,9 @@
 """``python -m benchmarks._serve BASE NAME [--batching-parameters-file F]``: shixin_client.server in a child.
 
 The server runs in its own process, as TF Serving would, so its work never shares the
-benchmarking client's interpreter lock or CPU-time count. It prints one JSON line with
-its addresses, serves until its standard input closes, then stops.
+benchmarking client's interpreter lock or CPU-time count. Its Prometheus endpoint is on
+(TF Serving's default path), so the rows can read the time spent inside it. It prints one
+JSON line with its addresses, serves until its standard input closes, then stops.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import json
 import sys
 
-from shixin_client.server._config_files import read_batching_parameters
+from shixin_client.server._config_files import DEFAULT_PROMETHEUS_PATH, read_batching_parameters
 from shixin_client.server.testing import running_server
 
 
@@ -26,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     batching = (
         read_batching_parameters(args.batching_parameters_file) if args.batching_parameters_file else None
     )
-    with running_server(args.base_path, args.name, batching=batching) as server:
+    with running_server(
+        args.base_path, args.name, batching=batching, prometheus_path=DEFAULT_PROMETHEUS_PATH
+    ) as server:
         print(json.dumps({"rest": server.rest_url, "grpc": server.grpc_target}), flush=True)
         sys.stdin.read()
     return 0

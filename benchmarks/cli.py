@@ -4,6 +4,7 @@ print the table, write results and docs."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -17,13 +18,15 @@ from pathlib import Path
 
 from shixin_client._spec import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT
 
-from . import _decoding, _footprint, _models, _serving, _wire
+from . import _decoding, _eval, _footprint, _fresh, _models, _serving, _training, _wire
 from ._context import FULL, QUICK, ROOT, Context, Server
-from ._report import table, write_chart, write_json, write_markdown
+from ._report import table, write_chart, write_json, write_markdown, write_readme
 from ._results import ERROR, VERDICTS, Row, not_measured
 
 RESULTS = ROOT / "benchmarks" / "results.json"
 DOCS = ROOT / "docs" / "benchmarks.md"
+#: Its benchmark table is generated from RESULTS whenever a run writes RESULTS.
+README = ROOT / "README.md"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,10 @@ ITEMS = (
     Item(8, "Embedded recognition", _models.embedded_rows),
     Item(9, "Model presets", _models.preset_rows),
     Item(10, "Generator", _models.generator_rows),
+    Item(11, "One captcha in a fresh process", _fresh.fresh_rows),
+    Item(12, "Accuracy, real-library set", _eval.java_eval_rows),
+    Item(13, "Reject option", _eval.reject_rows),
+    Item(14, "Training throughput", _training.training_rows),
 )
 
 
@@ -78,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="only these items, e.g. 1,3,7 (default: all); the results and docs written then hold only "
         "them, so point --results/--docs elsewhere to keep a full run",
     )
-    parser.add_argument("--results", type=Path, default=RESULTS, help="results JSON (default: %(default)s)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="results JSON (default: %(default)s; writing it regenerates README.md's benchmark table)",
+    )
     parser.add_argument(
         "--docs",
         type=Path,
@@ -189,5 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     chart = args.docs.with_suffix(".png")
     write_chart(chart, rows)
     write_markdown(args.docs, chart, meta, rows)
-    print(f"\nwrote {args.results}, {args.docs} and {chart}", file=sys.stderr)
+    written = [str(args.results), str(args.docs), str(chart)]
+    if args.results.resolve() == RESULTS.resolve():
+        write_readme(README, json.loads(RESULTS.read_text(encoding="utf-8")))
+        written.append(str(README))
+    print(f"\nwrote {', '.join(written)}", file=sys.stderr)
     return 1 if counts[ERROR] else 0
