@@ -14,12 +14,19 @@ folder is searched for :data:`shixin_client.IMAGE_SUFFIXES`. Without ``--server`
 URL comes from ``$SHIXIN_SERVER``, and without that the embedded model is used; the
 lines its runtime prints on stderr when it starts are shown only with ``--verbose``.
 
+``recognize`` rejects a reading less confident than ``--min-confidence`` (the SDK's
+calibrated default unless given; 0 turns it off): the image is reported on stderr as
+rejected, with the reading and its confidence, and counts as failed. ``--format json`` and
+``csv`` carry every reading's confidence, rejected ones marked as such.
+
 ``score`` reads files named ``<label>_<anything>`` (the reference naming) and reports exact
 match and per-character accuracy, ignoring case, with every misread: the way to measure
-a model on a site's own captchas without TensorFlow. A file whose name carries no label,
-or a label of another length than the model reads, is reported as not scored.
+a model on a site's own captchas without TensorFlow. Every reading is scored, and the
+report adds how many fall under ``--min-confidence`` and the error among the others. A
+file whose name carries no label, or a label of another length than the model reads, is
+reported as not scored.
 
-Exit status: 0 when every image was recognised, 1 when some failed (each failure is
+Exit status: 0 when every image was recognised, 1 when some failed or were rejected (each
 one line on stderr; the others are still printed) or ``score`` fell below
 ``--min-accuracy``, 2 for usage errors, a missing extra, or when the server or model
 cannot be used at all, 141 (as ``cat`` under a shell) when stdout is closed early
@@ -46,7 +53,9 @@ from . import (
     IMAGE_SUFFIXES,
     SITE_ALPHABET,
     InvalidInputError,
+    LowConfidenceError,
     MissingDependencyError,
+    Prediction,
     ShixinClient,
     ShixinError,
     TLSConfig,
@@ -64,6 +73,7 @@ EXIT_BROKEN_PIPE = 141
 
 Source = Union[str, bytes]  # a path, or image bytes read from stdin
 Failure = tuple[str, ShixinError]  # a path, and why it was not read
+Reading = Union[Prediction, ShixinError]  # what became of one image
 Misread = tuple[str, str, str]  # a path, its label, the reading
 
 _RECOGNIZE_EXAMPLES = """\
@@ -73,6 +83,7 @@ examples:
   ls captchas/*.png | shixin recognize -         paths from stdin, one per line
   shixin recognize - < captcha.png               one image from stdin
   shixin recognize captcha.png --server http://localhost:8501 --model-version 2
+  shixin recognize captchas/ --min-confidence 0  never reject: print every reading
 """
 _SCORE_EXAMPLES = """\
 examples:
@@ -137,6 +148,12 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
         metavar="CHARS",
         help="read only these characters; 'site' is the court site's own (no 0, 1, j, o)",
     )
+    group.add_argument(
+        "--min-confidence",
+        type=_confidence,
+        metavar="P",
+        help="reject readings less confident than P, from 0 (off) to 1 (default: the SDK's calibrated one)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -192,6 +209,16 @@ def _percentage(text: str) -> float:
         raise argparse.ArgumentTypeError(f"needs a percentage from 0 to 100, got {text!r}") from None
     if not 0 <= value <= 100:
         raise argparse.ArgumentTypeError(f"needs a percentage from 0 to 100, got {text!r}")
+    return value
+
+
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"needs a number from 0 (off) to 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"needs a number from 0 (off) to 1, got {text!r}")
     return value
 
 
@@ -301,7 +328,7 @@ def _client(args: argparse.Namespace) -> ShixinClient:
         options["model"] = args.model
     if args.model_version is not None:
         options["version"] = args.model_version
-    for key in ("label", "timeout", "payload", "signature", "batch_size"):
+    for key in ("label", "timeout", "payload", "signature", "batch_size", "min_confidence"):
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     if getattr(args, "alphabet", None) is not None:
@@ -360,25 +387,34 @@ def _is_binary(data: bytes) -> bool:
     return False
 
 
-def _read(client: ShixinClient, sources: list[Union[Source, ShixinError]]) -> list[Union[str, ShixinError]]:
-    """The text of every source in order; an error stands in for each one that failed."""
+def _read(client: ShixinClient, sources: list[Union[Source, ShixinError]]) -> list[Reading]:
+    """Every source's reading with its confidence, in order; an error stands in for each one
+    that failed. Nothing is rejected here: see :func:`_accepted`."""
     todo = [(i, source) for i, source in enumerate(sources) if not isinstance(source, ShixinError)]
-    results: list[Union[str, ShixinError]] = [
-        source if isinstance(source, ShixinError) else "" for source in sources
-    ]
+    read: dict[int, Reading] = {}
     step = client.batch_size
     with _progress(len(todo)) as bar:
         for start in range(0, len(todo), step):
             chunk = todo[start : start + step]
-            texts = client.recognize_many([source for _, source in chunk], return_exceptions=True)
-            for (index, _), text in zip(chunk, texts, strict=True):
-                results[index] = text
+            answers = client.predict_many([source for _, source in chunk], return_exceptions=True)
+            read.update((index, answer) for (index, _), answer in zip(chunk, answers, strict=True))
             bar.update(len(chunk))
-    return results
+    return [source if isinstance(source, ShixinError) else read[i] for i, source in enumerate(sources)]
 
 
-def _report_failures(names: Sequence[str], results: Sequence[Union[str, ShixinError]]) -> list[Failure]:
-    """One stderr line per image that failed; those images and their errors."""
+def _accepted(names: Sequence[str], readings: Sequence[Reading], threshold: float) -> list[Reading]:
+    """The readings ``recognize`` would return: one under ``threshold`` becomes its
+    LowConfidenceError, decided by :meth:`Prediction.accepted` as the SDK decides it."""
+    return [
+        LowConfidenceError(repr(name), r.text, r.confidence, threshold)
+        if isinstance(r, Prediction) and not r.accepted(threshold)
+        else r
+        for name, r in zip(names, readings, strict=True)
+    ]
+
+
+def _report_failures(names: Sequence[str], results: Sequence[Reading]) -> list[Failure]:
+    """One stderr line per image that failed or was rejected; those images and their errors."""
     failures = [(name, r) for name, r in zip(names, results, strict=True) if isinstance(r, ShixinError)]
     for name, error in failures:
         print(f"shixin: {name}: {_reason(error)}", file=sys.stderr)
@@ -388,7 +424,7 @@ def _report_failures(names: Sequence[str], results: Sequence[Union[str, ShixinEr
 def _recognize(client: ShixinClient, args: argparse.Namespace) -> int:
     entries = list(_expand(args.paths, sys.stdin))
     names = [name for name, _ in entries]
-    results = _read(client, [source for _, source in entries])
+    results = _accepted(names, _read(client, [source for _, source in entries]), client.min_confidence)
     failures = _report_failures(names, results)
     _write(list(zip(names, results, strict=True)), args.format, sys.stdout)
     return EXIT_SOME_FAILED if failures else EXIT_OK
@@ -415,16 +451,19 @@ def _score(client: ShixinClient, args: argparse.Namespace) -> int:
     results = _read(client, [source for _, _, source in entries])
     errors = _report_failures(names, results)
     read = [
-        (name, label, text)
-        for (name, label, _), text in zip(entries, results, strict=True)
-        if isinstance(text, str)
+        (name, label, reading)
+        for (name, label, _), reading in zip(entries, results, strict=True)
+        if isinstance(reading, Prediction)
     ]
-    scored = score((label, text) for _, label, text in read)
-    misreads = [(name, label, text) for name, label, text in read if label != text.lower()]
+    scored = score((label, reading.text) for _, label, reading in read)
+    misreads = [(name, label, r.text) for name, label, r in read if label != r.text.lower()]
+    threshold = client.min_confidence
+    accepted = score((label, r.text) for _, label, r in read if r.accepted(threshold))
+    rejection = _Rejection(threshold, scored.readings - accepted.readings, accepted)
     if args.format == "json":
-        _write_score_json(scored, misreads, errors, sys.stdout)
+        _write_score_json(scored, rejection, misreads, errors, sys.stdout)
     else:
-        _write_score_text(scored, misreads, errors, sys.stdout)
+        _write_score_text(scored, rejection, misreads, errors, sys.stdout)
     below = args.min_accuracy is not None and (
         not scored.readings or 100 * scored.exact_match < args.min_accuracy
     )
@@ -433,18 +472,37 @@ def _score(client: ShixinClient, args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if errors or below else EXIT_OK
 
 
-def _write_score_text(scored: Score, misreads: list[Misread], errors: list[Failure], out: TextIO) -> None:
+@dataclasses.dataclass(frozen=True)
+class _Rejection:
+    """What ``recognize`` would have done with the scored readings at ``threshold``."""
+
+    threshold: float
+    rejected: int
+    accepted: Score
+
+    @property
+    def accepted_error(self) -> float:
+        return 1 - self.accepted.exact_match if self.accepted.readings else 0.0
+
+
+def _write_score_text(
+    scored: Score, rejection: _Rejection, misreads: list[Misread], errors: list[Failure], out: TextIO
+) -> None:
     for name, label, text in misreads:
         out.write(f"{name}\t{label} -> {text or '<empty>'}\n")
     out.write(
         f"exact match: {scored.exact_match:.2%} ({scored.exact} of {scored.readings})\n"
         f"per character: {scored.char_accuracy:.2%} ({scored.characters_right} of {scored.characters})\n"
+        f"under min_confidence {rejection.threshold:g}: {rejection.rejected} rejected; "
+        f"error among the {rejection.accepted.readings} accepted: {rejection.accepted_error:.2%}\n"
     )
     if errors:
         out.write(f"not scored: {len(errors)} file(s), unlabelled or unreadable (see stderr)\n")
 
 
-def _write_score_json(scored: Score, misreads: list[Misread], errors: list[Failure], out: TextIO) -> None:
+def _write_score_json(
+    scored: Score, rejection: _Rejection, misreads: list[Misread], errors: list[Failure], out: TextIO
+) -> None:
     record = {
         "scored": scored.readings,
         "exact": scored.exact,
@@ -452,6 +510,9 @@ def _write_score_json(scored: Score, misreads: list[Misread], errors: list[Failu
         "characters": scored.characters,
         "characters_right": scored.characters_right,
         "char_accuracy": scored.char_accuracy,
+        "min_confidence": rejection.threshold,
+        "rejected": rejection.rejected,
+        "accepted_error": rejection.accepted_error,
         "not_scored": [_error_record(name, error) for name, error in errors],
         "misreads": [{"path": name, "label": label, "read": text} for name, label, text in misreads],
         "confusions": [
@@ -463,21 +524,33 @@ def _write_score_json(scored: Score, misreads: list[Misread], errors: list[Failu
     out.write("\n")
 
 
-def _error_record(name: str, error: ShixinError) -> dict[str, str]:
-    return {"path": name, "error": _reason(error), "type": type(error).__name__}
+def _error_record(name: str, error: ShixinError) -> dict[str, Any]:
+    record: dict[str, Any] = {"path": name, "error": _reason(error), "type": type(error).__name__}
+    if isinstance(error, LowConfidenceError):
+        record.update(text=error.text, confidence=error.confidence)
+    return record
 
 
 def _reason(error: ShixinError) -> str:
     """The error's text without repeating the file name the line already starts with."""
     if isinstance(error, InvalidInputError):
         return error.problem
+    if isinstance(error, LowConfidenceError):
+        return (
+            f"rejected: read {error.text!r} at confidence {error.confidence:.3f}, "
+            f"under min_confidence {error.threshold:g}"
+        )
     return str(error)
 
 
-def _write(rows: list[tuple[str, Union[str, ShixinError]]], fmt: str, out: TextIO) -> None:
+def _write(rows: list[tuple[str, Reading]], fmt: str, out: TextIO) -> None:
+    """Accepted readings in every format; json and csv add each confidence, and the rows
+    rejected for low confidence (csv: ``rejected`` is 1), so a caller can pick its own cut."""
     if fmt == "json":
         records = [
-            {"path": name, "text": result} if isinstance(result, str) else _error_record(name, result)
+            {"path": name, "text": result.text, "confidence": result.confidence}
+            if isinstance(result, Prediction)
+            else _error_record(name, result)
             for name, result in rows
         ]
         json.dump(records, out, indent=2, ensure_ascii=False)
@@ -485,13 +558,17 @@ def _write(rows: list[tuple[str, Union[str, ShixinError]]], fmt: str, out: TextI
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["path", "text"])
-        writer.writerows((name, result) for name, result in rows if isinstance(result, str))
+        writer.writerow(["path", "text", "confidence", "rejected"])
+        for name, result in rows:
+            if isinstance(result, Prediction):
+                writer.writerow((name, result.text, f"{result.confidence:.6f}", 0))
+            elif isinstance(result, LowConfidenceError):
+                writer.writerow((name, result.text, f"{result.confidence:.6f}", 1))
         out.write(buffer.getvalue())
     else:
         for name, result in rows:
-            if isinstance(result, str):
-                out.write(f"{name}\t{result}\n")
+            if isinstance(result, Prediction):
+                out.write(f"{name}\t{result.text}\n")
 
 
 class _NoProgress:

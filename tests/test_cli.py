@@ -79,12 +79,15 @@ def test_json_and_csv_formats(
 ) -> None:
     assert main(["recognize", *map(str, files), "--server", serving.url, "--format", "json"]) == 0
     records = json.loads(capsys.readouterr().out)
-    assert records == [{"path": str(p), "text": t} for p, t in zip(files, TEXTS, strict=True)]
+    assert [{k: r[k] for k in ("path", "text")} for r in records] == [
+        {"path": str(p), "text": t} for p, t in zip(files, TEXTS, strict=True)
+    ]
+    assert all(0.9 < r["confidence"] <= 1 for r in records)
     assert main(["recognize", *map(str, files), "--server", serving.url, "--format", "csv"]) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert rows[0] == ["path", "text"] and rows[1:] == [
-        [str(p), t] for p, t in zip(files, TEXTS, strict=True)
-    ]
+    assert rows[0] == ["path", "text", "confidence", "rejected"]
+    assert [row[:2] for row in rows[1:]] == [[str(p), t] for p, t in zip(files, TEXTS, strict=True)]
+    assert all(0.9 < float(row[2]) <= 1 and row[3] == "0" for row in rows[1:])
 
 
 def test_bad_files_fail_alone(
@@ -273,11 +276,46 @@ def test_installed_console_script(serving: FakeServing, files: list[Path]) -> No
 def test_alphabet_site_or_characters(
     serving: FakeServing, files: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["recognize", str(files[0]), "--server", serving.url, "--alphabet", "site"]) == 0
+    site = ["recognize", str(files[0]), "--server", serving.url, "--alphabet", "site"]
+    assert main([*site, "--min-confidence", "0"]) == 0
     assert capsys.readouterr().out == f"{files[0]}\tab22\n"  # no '1' on the site: read as '2'
     assert main(["recognize", str(files[0]), "--server", serving.url, "--alphabet", "ab?"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "alphabet has '?'" in err and "Traceback" not in err
+
+
+def test_readings_under_min_confidence_are_rejected_with_their_confidence(
+    serving: FakeServing, files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Read with the site's alphabet, '1' has almost no probability left: ab12 reads ab22.
+    args = ["recognize", str(files[0]), str(files[1]), "--server", serving.url, "--alphabet", "site"]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert out == f"{files[1]}\t{TEXTS[1]}\n"
+    assert err == f"shixin: {files[0]}: rejected: read 'ab22' at confidence 0.000, under min_confidence 0.9\n"
+    assert main([*args, "--format", "json"]) == 1
+    rejected, accepted = json.loads(capsys.readouterr().out)
+    assert rejected["type"] == "LowConfidenceError" and rejected["text"] == "ab22"
+    assert rejected["confidence"] < 0.01 and rejected["path"] == str(files[0])
+    assert accepted["text"] == TEXTS[1] and accepted["confidence"] > 0.9
+    assert main([*args, "--format", "csv"]) == 1
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert [(row[1], row[3]) for row in rows[1:]] == [("ab22", "1"), (TEXTS[1], "0")]
+    score = ["score", str(files[0]), str(files[1]), "--server", serving.url, "--alphabet", "site"]
+    assert main([*score, "--format", "json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["scored"], record["rejected"], record["accepted_error"]) == (2, 1, 0.0)
+    assert record["min_confidence"] == 0.9
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "high"])
+def test_min_confidence_outside_0_to_1_is_a_usage_error(
+    value: str, files: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["recognize", str(files[0]), "--min-confidence", value])
+    assert exit_info.value.code == 2
+    assert f"needs a number from 0 (off) to 1, got {value!r}" in capsys.readouterr().err
 
 
 def _relabelled(path: Path, label: str) -> Path:
@@ -297,6 +335,7 @@ def test_score_reports_exact_and_per_character_accuracy_with_each_misread(
         f"{wrong}\tcd35 -> cd34",
         "exact match: 75.00% (3 of 4)",
         "per character: 93.75% (15 of 16)",
+        "under min_confidence 0.9: 0 rejected; error among the 4 accepted: 25.00%",
     ]
     assert err == ""
 
@@ -335,6 +374,7 @@ def test_score_names_unlabelled_and_unreadable_files_and_scores_the_rest(
     assert out.splitlines() == [
         "exact match: 100.00% (1 of 1)",
         "per character: 100.00% (4 of 4)",
+        "under min_confidence 0.9: 0 rejected; error among the 1 accepted: 0.00%",
         "not scored: 4 file(s), unlabelled or unreadable (see stderr)",
     ]
     lines = err.splitlines()

@@ -59,7 +59,7 @@ def test_embedded_default_gives_the_savedmodels_strings_on_1000_generated_captch
             chunk = tf.constant(files[start : start + 200])
             softmax = serve(**{INPUT_BYTES: chunk})[OUTPUT_SOFTMAX].numpy()
             saved += [p.text for p in decode_softmax(softmax, spec)]
-        embedded = client.recognize_many(files, batch_size=200)
+        embedded = [p.text for p in client.predict_many(files, batch_size=200)]
         transport = client._shared.transport
     assert embedded == saved
     # The int8 companion read most of them; the float model only those it was unsure of.
