@@ -2,7 +2,7 @@
 
 Accuracy is exact match of the whole 4-character text, ignoring case, on the same images
 for every side: generated captchas from the training code's test seed (never trained on)
-and the shared real captchas. Without the trained model the accuracy of ours is
+and the real site captchas (datasets/real). Without the trained model the accuracy of ours is
 PENDING, never a number from random weights.
 """
 
@@ -112,7 +112,11 @@ def embedded_rows(ctx: Context) -> list[Row]:
         compares = (
             "exact-match accuracy of the embedded model (every reading as predicted; row 13 is the reject "
             f"option) vs ddddocr on the same {len(samples)} "
-            + ("generated captchas (training test seed)" if row_id == "8c" else "shared real captchas")
+            + (
+                "generated captchas (training test seed)"
+                if row_id == "8c"
+                else "real site captchas (datasets/real)"
+            )
         )
         if not samples:
             rows.append(not_measured(row_id, 8, title, compares, "%", None, SKIP, "no real samples here"))
@@ -174,7 +178,7 @@ def preset_rows(ctx: Context) -> list[Row]:
             times["default"] / counts.model_batch * 1e3,
             times["seed"] / counts.model_batch * 1e3,
             None,
-            note="the issue sets no target; lower is cheaper",
+            note="no target; lower is cheaper",
         )
     ]
     samples = ctx.preset_accuracy_set

@@ -18,7 +18,7 @@ from typing import Any
 
 PASS = "PASS"
 MISS = "MISS"
-#: Measured, but the issue sets no target for it.
+#: Measured, with no target set for it.
 INFO = "INFO"
 #: Not measured in this run; the row's note says why (``--quick``, a missing package).
 SKIP = "SKIP"
@@ -44,7 +44,7 @@ OURS = "ours"
 
 @dataclass(frozen=True)
 class Target:
-    """``<of> <op> value``; ``text`` is how the issue words it (e.g. "at most 1/10")."""
+    """``<of> <op> value``; ``text`` is how the target is worded (e.g. "at most 1/10")."""
 
     op: str
     value: float

@@ -292,7 +292,7 @@ def latency_rows(ctx: Context) -> list[Row]:
         limit = baseline == "in-process"
         note, extra = _server_note(run, ours, baseline)
         if target is None:
-            note = ("ours / in-process limit; " if limit else "the issue sets no target for p99; ") + note
+            note = ("ours / in-process limit; " if limit else "no target for p99; ") + note
         wire = ours.split()[1]
         rows.append(
             measured(

@@ -31,7 +31,7 @@ README = ROOT / "README.md"
 
 @dataclass(frozen=True)
 class Item:
-    """One numbered item of the issue; ``run`` returns its rows."""
+    """One numbered item of the benchmark set; ``run`` returns its rows."""
 
     number: int
     title: str

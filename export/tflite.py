@@ -29,7 +29,14 @@ import keras
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from shixin_client._spec import DEFAULT_SPEC, DESCRIBE_OUTPUTS, CaptchaSpec, int8_path, single_image_path
+from shixin_client._spec import (
+    DEFAULT_SPEC,
+    DESCRIBE_OUTPUTS,
+    SPEC_FILE,
+    CaptchaSpec,
+    int8_path,
+    single_image_path,
+)
 
 from .saved_model import check_model_matches, inference_model
 
@@ -124,5 +131,5 @@ def write_embedded(
         write_int8_tflite(model, int8_path(path))
     else:
         int8_path(path).unlink(missing_ok=True)
-    write_spec_json(spec, path.with_name("spec.json"))
+    write_spec_json(spec, path.with_name(SPEC_FILE))
     return path

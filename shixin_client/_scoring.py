@@ -2,7 +2,7 @@
 
 Labelled captchas carry their answer in the file name, the reference project's naming
 ``<label>_<md5>.png`` (``347H_9ac6e7...jpg``), so a folder of them is a test set as it
-stands: the private real set a site's owners hold, a generated dataset, the shared samples.
+stands: the private real set a site's owners hold, a generated dataset, the real samples in datasets/real.
 Matching ignores case, as the site does and as the model reads (labels are lowercase).
 """
 

@@ -39,7 +39,6 @@ REPO = Path(__file__).resolve().parents[1]
 SERVING = REPO / "serving"
 RUN_SH = SERVING / "run.sh"
 MOVE_LABEL = SERVING / "move_label.py"
-# CI checks the shared docs out beside the repository.
 PROTOCOL_DOC = REPO / "docs" / "tf-serving-compat.md"
 
 # tensorflow_model_server's flags, from docs/tf-serving-compat.md §3.1 (the table, "Other flags",

@@ -1,4 +1,4 @@
-"""CLI: a blind comparison sheet, the shared real captchas shuffled among generated ones.
+"""CLI: a blind comparison sheet, the real site captchas (datasets/real) shuffled among generated ones.
 
     python -m training.sheet --out docs/generator_comparison.png
     python -m training.sheet --style my-site.json --real my-labelled-captchas --out sheet.png

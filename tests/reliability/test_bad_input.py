@@ -1,4 +1,4 @@
-"""The bad-input corpus (issue 7, part 1): every kind is refused as InvalidInputError or read right.
+"""The bad-input corpus: every kind is refused as InvalidInputError or read right.
 
 Each kind's name states the decision. Refused kinds must raise InvalidInputError whose
 ``input`` names the item and whose ``problem`` says what is wrong, before anything is

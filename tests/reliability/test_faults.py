@@ -1,4 +1,4 @@
-"""Server faults (issue 7, part 2): retried when safe, typed otherwise, on time, never misplaced.
+"""Server faults: retried when safe, typed otherwise, on time, never misplaced.
 
 Faults are injected by loopback proxies in front of the local server (conftest.py) or
 by stopping, restarting and re-versioning a real local server. Every text that does

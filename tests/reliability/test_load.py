@@ -1,4 +1,4 @@
-"""Load (issue 7, part 3): many workers share one client; nothing fails, nothing is misplaced.
+"""Load: many workers share one client; nothing fails, nothing is misplaced.
 
 Each call sends one image and its text must be what the model reads from that image
 alone. The full run (16 workers x 1,000 calls per transport) is marked ``load`` and

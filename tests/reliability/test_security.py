@@ -1,4 +1,4 @@
-"""Security (issue 7, part 4): verified TLS, no secret ever shown, a server that survives abuse.
+"""Security: verified TLS, no secret ever shown, a server that survives abuse.
 
 Only what tests elsewhere do not already prove (docs/reliability.md lists those):
 the SDK's own grpcs:// client against the local server's TLS and mTLS port, plain

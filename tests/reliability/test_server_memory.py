@@ -1,4 +1,4 @@
-"""The local server keeps its memory flat under a stream of bad requests (issue 5 item 4).
+"""The local server keeps its memory flat under a stream of bad requests.
 
 The server runs in its own process, so its resident memory is read from /proc without
 the test's own allocations mixed in.

@@ -1,4 +1,4 @@
-"""The committed model: it reads the shared real captchas, raw and binarized, on every path users take."""
+"""The committed model: it reads the real site captchas (datasets/real), raw and binarized, on every path."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_embedded_default_reads_every_shared_real_sample_and_the_examples(real_s
 
 
 def test_embedded_default_gives_the_savedmodels_strings_on_1000_generated_captchas():
-    """Issue 4 item 8: the light runtime may replace TensorFlow only if the strings agree,
+    """The light runtime may replace TensorFlow only if the strings agree,
     with the shipped int8 companion in front of the float model as users get it."""
     import tensorflow as tf
 

@@ -21,7 +21,7 @@ def test_presets_shapes_and_parameter_counts(preset, params):
     assert model.layers[-1].name == OUTPUT_SOFTMAX
     if params is not None:
         assert model.count_params() == params  # reference-model-and-data.md: 6,739,877
-    else:  # compact: a float32 file well inside issue 2's 8 MB
+    else:  # compact: a float32 file well inside the 8 MB budget
         assert model.count_params() < 6_739_877 / 7
 
 
