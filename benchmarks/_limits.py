@@ -85,7 +85,7 @@ LIMITS: dict[str, str] = {
     "12e": _FAMILY,
     "12f": _FAMILY,
     "13a": (
-        "Some misreads of curves captchas are confident (0.94 and 0.96 against the default 0.9), so they "
+        "Some misreads of curves captchas are confident (0.94 and 0.96, above the default), so they "
         "are accepted, while correct readings of the same family often fall under it; a model that is "
         "unsure where it is wrong (better trained on that family) is what lowers both"
     ),

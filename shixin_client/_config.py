@@ -57,7 +57,7 @@ DEFAULT_MAX_LOCAL_THREADS = 4
 #: models/README.md, "Reject option", has the measured table): misreads of site captchas fall
 #: under it, and so does every non-captcha tried (noise, a screenshot, a rotated captcha, a
 #: photograph). ``min_confidence=0`` turns it off; ``predict`` never rejects.
-DEFAULT_MIN_CONFIDENCE = 0.9
+DEFAULT_MIN_CONFIDENCE = 0.92
 #: Environment variable read by :func:`server_from_env` (client and CLI alike).
 SERVER_ENV = "SHIXIN_SERVER"
 
