@@ -202,24 +202,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _percentage(text: str) -> float:
+def _number_in(text: str, high: float, wanted: str) -> float:
+    """``text`` as a number from 0 to ``high``, or the argparse error that says ``wanted``."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"needs a percentage from 0 to 100, got {text!r}") from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"needs a percentage from 0 to 100, got {text!r}")
+        value = -1.0
+    if not 0 <= value <= high:
+        raise argparse.ArgumentTypeError(f"needs {wanted}, got {text!r}")
     return value
+
+
+def _percentage(text: str) -> float:
+    return _number_in(text, 100, "a percentage from 0 to 100")
 
 
 def _confidence(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"needs a number from 0 (off) to 1, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"needs a number from 0 (off) to 1, got {text!r}")
-    return value
+    return _number_in(text, 1, "a number from 0 (off) to 1")
 
 
 def _header(pair: str) -> tuple[str, str]:

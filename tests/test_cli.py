@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from shixin_client import IMAGE_SUFFIXES, __version__
+from shixin_client._config import DEFAULT_MIN_CONFIDENCE
 from shixin_client.cli import EXIT_BROKEN_PIPE, main
 
 
@@ -292,7 +293,8 @@ def test_readings_under_min_confidence_are_rejected_with_their_confidence(
     assert main(args) == 1
     out, err = capsys.readouterr()
     assert out == f"{files[1]}\t{TEXTS[1]}\n"
-    assert err == f"shixin: {files[0]}: rejected: read 'ab22' at confidence 0.000, under min_confidence 0.9\n"
+    reason = f"rejected: read 'ab22' at confidence 0.000, under min_confidence {DEFAULT_MIN_CONFIDENCE:g}"
+    assert err == f"shixin: {files[0]}: {reason}\n"
     assert main([*args, "--format", "json"]) == 1
     rejected, accepted = json.loads(capsys.readouterr().out)
     assert rejected["type"] == "LowConfidenceError" and rejected["text"] == "ab22"
@@ -305,7 +307,7 @@ def test_readings_under_min_confidence_are_rejected_with_their_confidence(
     assert main([*score, "--format", "json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert (record["scored"], record["rejected"], record["accepted_error"]) == (2, 1, 0.0)
-    assert record["min_confidence"] == 0.9
+    assert record["min_confidence"] == DEFAULT_MIN_CONFIDENCE
 
 
 @pytest.mark.parametrize("value", ["1.5", "-0.1", "high"])
@@ -335,7 +337,7 @@ def test_score_reports_exact_and_per_character_accuracy_with_each_misread(
         f"{wrong}\tcd35 -> cd34",
         "exact match: 75.00% (3 of 4)",
         "per character: 93.75% (15 of 16)",
-        "under min_confidence 0.9: 0 rejected; error among the 4 accepted: 25.00%",
+        f"under min_confidence {DEFAULT_MIN_CONFIDENCE:g}: 0 rejected; error among the 4 accepted: 25.00%",
     ]
     assert err == ""
 
@@ -374,7 +376,7 @@ def test_score_names_unlabelled_and_unreadable_files_and_scores_the_rest(
     assert out.splitlines() == [
         "exact match: 100.00% (1 of 1)",
         "per character: 100.00% (4 of 4)",
-        "under min_confidence 0.9: 0 rejected; error among the 1 accepted: 0.00%",
+        f"under min_confidence {DEFAULT_MIN_CONFIDENCE:g}: 0 rejected; error among the 1 accepted: 0.00%",
         "not scored: 4 file(s), unlabelled or unreadable (see stderr)",
     ]
     lines = err.splitlines()
