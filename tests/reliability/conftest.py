@@ -102,7 +102,7 @@ def captchas(oracle: Oracle) -> list[bytes]:
     rejects those on purpose)."""
     from training.generator import generate, png_bytes
 
-    files = [png_bytes(captcha) for captcha in generate(seed=77, count=64)]
+    files = [png_bytes(captcha) for captcha in generate(seed=77, count=160)]
     batch = np.stack([preprocess(image) for image in files])
     threshold = ShixinClient(transport=MockTransport(oracle.answer)).min_confidence + CONFIDENCE_MARGIN
     chosen: dict[str, bytes] = {}
