@@ -107,6 +107,16 @@ def export(model: Any, out: Path, name: str, spec: CaptchaSpec, holdout: Labelle
     log.info("wrote %s and its spec.json (read it: ShixinClient.local(%r))", embedded, str(embedded))
 
 
+def compiled_trainer(model: Any, lr: float, spec: CaptchaSpec) -> Any:
+    """The model's logits, compiled with the CTC loss and the optimizer every fine-tuning step uses
+    (the benchmarks time this same step)."""
+    import keras
+
+    trainer = logits_model(model)
+    trainer.compile(optimizer=keras.optimizers.Adam(lr, amsgrad=True, clipnorm=5.0), loss=ctc_loss(spec))
+    return trainer
+
+
 def finetune(args: argparse.Namespace) -> dict[str, Any]:
     import keras
 
@@ -137,8 +147,7 @@ def finetune(args: argparse.Namespace) -> dict[str, Any]:
         )
         generated = lambda epoch: pool  # noqa: E731
     epochs = mixed_epochs(train_part, generated, args.batch_size, args.seed, spec, args.augment)
-    trainer = logits_model(model)
-    trainer.compile(optimizer=keras.optimizers.Adam(args.lr, amsgrad=True, clipnorm=5.0), loss=ctc_loss(spec))
+    trainer = compiled_trainer(model, args.lr, spec)
     started = time.time()
     for epoch in range(args.epochs):
         fit = trainer.fit(epochs(epoch), epochs=1, verbose=0)
@@ -182,7 +191,8 @@ def finetune(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's arguments; their defaults are the fine-tuning defaults (the benchmarks read them)."""
     parser = argparse.ArgumentParser(prog="python -m training.finetune", description=__doc__.splitlines()[0])
     parser.add_argument("folders", type=Path, nargs="+", help="folders of <label>_<anything>.<ext> captchas")
     parser.add_argument("--out", type=Path, required=True)
@@ -210,6 +220,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name for the export")
     parser.add_argument("--int8", action="store_true", help="with --export: also the embedded int8 companion")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.epochs < 0:
         parser.error("--epochs must be 0 or more")
