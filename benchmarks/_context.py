@@ -58,6 +58,8 @@ class Counts:
     #: The first this many captchas of the real-library set; None: all of them.
     java_eval_images: int | None
     training_steps: int
+    #: Labelled captchas in row 15's timed fine-tuning epoch.
+    finetune_captchas: int
 
 
 FULL = Counts(
@@ -83,6 +85,7 @@ FULL = Counts(
     process_runs=5,
     java_eval_images=None,
     training_steps=40,
+    finetune_captchas=256,
 )
 QUICK = Counts(
     import_repeats=3,
@@ -105,6 +108,7 @@ QUICK = Counts(
     process_runs=1,
     java_eval_images=20,
     training_steps=2,
+    finetune_captchas=16,
 )
 
 

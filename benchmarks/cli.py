@@ -18,7 +18,7 @@ from pathlib import Path
 
 from shixin_client._spec import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT
 
-from . import _decoding, _eval, _footprint, _fresh, _models, _serving, _training, _wire
+from . import _decoding, _eval, _finetuning, _footprint, _fresh, _models, _serving, _training, _wire
 from ._context import FULL, QUICK, ROOT, Context, Server
 from ._report import table, write_chart, write_json, write_markdown, write_readme
 from ._results import ERROR, VERDICTS, Row, not_measured
@@ -53,6 +53,7 @@ ITEMS = (
     Item(12, "Accuracy, real-library set", _eval.java_eval_rows),
     Item(13, "Reject option", _eval.reject_rows),
     Item(14, "Training throughput", _training.training_rows),
+    Item(15, "Fine-tuning on labelled captchas", _finetuning.finetuning_rows),
 )
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from benchmarks._children import run_fresh
 from benchmarks._embedded_timing import time_in_child
+from benchmarks._finetuning import curve_summary
 from benchmarks._limits import LIMITS
 from benchmarks._report import README_END, README_START, readme_block, table, write_readme
 from benchmarks._results import INFO, MISS, OURS, PASS, SKIP, VERDICTS, Target, measured, not_measured
@@ -358,6 +359,22 @@ def test_row_14_times_training_steps_with_the_generator(tmp_path: Path) -> None:
     training = rows["14"]
     assert training["verdict"] == INFO and training["unit"] == "captchas/s" and training["ours"] > 0
     assert training["extra"]["captchas"] == 2 * 64 and "--source stream" in training["compares"]
+
+
+def test_the_finetuning_note_says_what_the_curve_reached_or_that_there_is_none(tmp_path: Path) -> None:
+    runs = [{"labelled": 200, "after_exact_match": 0.9}, {"labelled": 500, "after_exact_match": 0.992}]
+    curve = {"style": "changed", "target": 0.99, "held_out": 1000, "reached": 500, "runs": runs}
+    path = tmp_path / "curve.json"
+    path.write_text(json.dumps(curve), encoding="utf-8")
+    said, figures = curve_summary(path)
+    assert said.startswith(
+        "500 labelled captchas of the unseen style `changed` reached 99% exact match on 1000"
+    )
+    assert figures is not None and figures["runs"][1] == {"labelled": 500, "exact_match": 0.992}
+    path.write_text(json.dumps({**curve, "reached": None}), encoding="utf-8")
+    assert curve_summary(path)[0].startswith("no set of up to 500 labelled captchas")
+    said, figures = curve_summary(tmp_path / "missing.json")
+    assert figures is None and "python -m training.finetune_curve" in said
 
 
 def test_readme_figures_are_the_committed_results() -> None:
