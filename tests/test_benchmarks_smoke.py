@@ -23,6 +23,7 @@ from benchmarks._report import README_END, README_START, readme_block, table, wr
 from benchmarks._results import INFO, MISS, OURS, PASS, SKIP, VERDICTS, Target, measured, not_measured
 from benchmarks._serving import InsideServer, check_same_model, predict_latency_totals
 from benchmarks.cli import README, RESULTS, main
+from training.finetune_curve import CURVE_RESULTS
 
 REPO = Path(__file__).resolve().parents[1]
 STAND_IN_DDDDOCR = (
@@ -359,6 +360,16 @@ def test_row_14_times_training_steps_with_the_generator(tmp_path: Path) -> None:
     training = rows["14"]
     assert training["verdict"] == INFO and training["unit"] == "captchas/s" and training["ours"] > 0
     assert training["extra"]["captchas"] == 2 * 64 and "--source stream" in training["compares"]
+
+
+def test_row_15_times_a_finetuning_epoch_and_reads_the_committed_curve(tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow")
+    finetuning = _quick("15", tmp_path)["15"]
+    assert finetuning["verdict"] == INFO and finetuning["ours"] > 0 and finetuning["baseline"] is None
+    assert finetuning["extra"]["captchas"] == 16 and "`changed`" in finetuning["compares"]
+    curve = json.loads(CURVE_RESULTS.read_text(encoding="utf-8"))
+    assert finetuning["extra"]["curve"]["reached"] == curve["reached"]
+    assert "docs/finetune_curve.json" in finetuning["note"]
 
 
 def test_the_finetuning_note_says_what_the_curve_reached_or_that_there_is_none(tmp_path: Path) -> None:

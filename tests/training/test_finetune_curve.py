@@ -9,7 +9,7 @@ import keras
 import pytest
 
 from training import finetune_curve
-from training.finetune_curve import MAX_EPOCHS, MIN_EPOCHS, epochs_for, reached, table
+from training.finetune_curve import CURVE_RESULTS, MAX_EPOCHS, MIN_EPOCHS, epochs_for, reached, table
 from training.model import Preset, build_model
 
 TINY = Preset(conv_filters=(4, 4, 4), projection=16, dropout=0.0, temporal_convs=((16, 3, 1),))
@@ -105,3 +105,9 @@ def test_a_tiny_curve_fine_tunes_each_size_on_the_same_held_out_set(tmp_path: Pa
     small = {p.name for p in (tmp_path / "work" / "train" / "4").glob("*.png")}
     assert small <= {p.name for p in (tmp_path / "work" / "train" / "8").glob("*.png")}
 
+
+def test_the_committed_curve_is_its_table_and_reached_the_runs_say() -> None:
+    curve = json.loads(CURVE_RESULTS.read_text())
+    assert curve["reached"] == reached(curve["runs"], curve["target"])
+    assert CURVE_RESULTS.with_suffix(".md").read_text() == table(curve)
+    assert [run["labelled"] for run in curve["runs"]] == sorted(run["labelled"] for run in curve["runs"])
