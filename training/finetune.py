@@ -37,8 +37,8 @@ from shixin_client._spec import DEFAULT_MODEL_NAME, CaptchaSpec
 from .dataset import mixed_epochs, render_parallel
 from .labelled import LabelledSet, load_labelled, read, reading_report, split
 from .model import logits_model
-from .style import CaptchaStyle, StyleError, load_style
-from .train import TRAIN_SEED_OFFSET, ctc_loss, start_run
+from .style import CaptchaStyle, load_style
+from .train import TRAIN_SEED_OFFSET, ctc_loss, run_tool, start_run
 
 log = logging.getLogger("training")
 
@@ -238,12 +238,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        finetune(parse_args(argv))
-    except (StyleError, NotADirectoryError) as exc:
-        print(f"training.finetune: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_tool("training.finetune", lambda: finetune(parse_args(argv)))
 
 
 if __name__ == "__main__":

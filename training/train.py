@@ -30,6 +30,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -358,13 +359,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_tool(prog: str, work: Callable[[], object]) -> int:
+    """A training tool's exit status: a bad style file or labelled folder is one line on stderr
+    and status 2, since those are the user's input, not a fault worth a traceback."""
     try:
-        train(parse_args(argv))
+        work()
     except (StyleError, NotADirectoryError) as exc:
-        print(f"training.train: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_tool("training.train", lambda: train(parse_args(argv)))
 
 
 if __name__ == "__main__":
