@@ -53,15 +53,19 @@ def choose(candidates: dict[str, Any], score: Callable[[Any], float]) -> tuple[s
     return max(scores, key=lambda name: scores[name]), scores
 
 
-def main(argv: list[str] | None = None) -> int:
-    import keras
-
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.average", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", type=Path, nargs="+", help="Keras files fine-tuned from one parent")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--count", type=int, default=10_000, help="selection captchas")
     parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import keras
+
+    args = parse_args(argv)
     names = [str(path) for path in args.checkpoints]
     models = {name: keras.models.load_model(path) for name, path in zip(names, args.checkpoints, strict=True)}
     candidates = {**models, "average": soup(models)} if len(models) > 1 else models
