@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from training import recipe, train
+from training.model import build_model
 
 REPO = Path(__file__).resolve().parents[2]
 SHIXIN = REPO / "training" / "recipes" / "shixin.json"
@@ -66,6 +67,15 @@ def test_the_shixin_recipe_runs_the_commands_of_train_log_over_the_same_epochs()
         if stage.kind == "train":
             assert loaded.epochs[stage.name] == (step["start"], step["end"]), stage.name
     assert loaded.stages[-1].kind == "average" and loaded.model == "shixin.keras"
+
+
+def test_the_log_presets_map_to_todays_presets_of_the_logged_size() -> None:
+    """train.log names presets as they were then; each maps to today's one of the same parameter count."""
+    presets = json.loads(SHIXIN.read_text())["log"]["presets"]
+    logged = dict(re.findall(r"preset (\w+): (\d+) parameters", LOG.read_text()))
+    assert set(logged) == set(presets)
+    for then, now in presets.items():
+        assert build_model(now).count_params() == int(logged[then]), then
 
 
 def test_the_dry_run_prints_every_command_and_the_replays_end_at_the_recorded_epoch(
