@@ -15,17 +15,18 @@ _FAMILY = (
 
 LIMITS: dict[str, str] = {
     "4a": (
-        "About 2 ms of client CPU per REST call against 0.9 ms over gRPC: urllib3's Python per request, "
-        "`json.loads` of the 40 x 37 softmax and the exact preprocessing of the picture take most of it"
+        "The REST client spends about 1.7x the gRPC client's CPU per call (row 4b): urllib3's Python per "
+        "request, `json.loads` of the 40 x 37 softmax and the exact preprocessing of the picture take most "
+        "of it, which puts the ratio near 1/10 and over it on a slower CPU"
     ),
     "4b": "The exact preprocessing and the gRPC stack's Python per call are most of the client's CPU",
     "5a": (
-        "The server's own time is most of both calls (about 5.5 ms of ours against 4.3 ms of the "
-        "baseline's per request, see Time inside the server): our default request, a 1-bit PNG to "
-        "`serving_bytes`, costs the model about 0.5 ms more than the float tensor (the in-graph decode) and "
-        "the local Python server adds 1-1.5 ms around each model call. The 1.5-2 ms the client saves "
-        "(row 4b) cannot make up 0.75x of that; a server with less per-request overhead, such as TF Serving "
-        "(`--server-grpc`/`--server-rest`), would leave the client's part a larger share"
+        "The server's own time is most of both calls (about 70% of ours against 50% of the baseline's, see "
+        "Time inside the server): our default request, a 1-bit PNG to `serving_bytes`, costs the model more "
+        "than the float tensor (the in-graph decode) and the local Python server adds its own time around "
+        "each model call. The client CPU ours saves (row 4b) cannot make up 0.75x of that; a server with "
+        "less per-request overhead, such as TF Serving (`--server-grpc`/`--server-rest`), would leave the "
+        "client's part a larger share"
     ),
     "5b": (
         "As 5a: about 70% of our call is spent inside the server, so the ratio rests on how much longer "
@@ -43,14 +44,11 @@ LIMITS: dict[str, str] = {
         "both decoders cost a few microseconds per captcha, under 1% of a recognition"
     ),
     "8a": (
-        "About 0.7 ms per image against ddddocr's 3.4-5.5 ms puts the ratio near 0.2: the int8 model takes "
-        "about 0.25 ms, PNG decoding 0.12-0.17 ms, the exact gray and threshold 0.07 ms, the client and the "
-        "decoders about 0.2 ms. A smaller model or a compiled preprocessing would give margin"
+        "The LiteRT model call is most of each image: profiled on this run's CPU (AMD EPYC, AVX2, no "
+        "AVX-512) it takes about 2.2 ms of the 2.8 ms; PNG decoding, the exact preprocessing and the "
+        "decoders take the rest. A smaller model, or faster int8 kernels on AVX2, would give margin"
     ),
-    "8b": (
-        "As 8a without most per-call costs: about 0.55 ms per image, half of it PNG decoding and the exact "
-        "preprocessing"
-    ),
+    "8b": ("As 8a without most per-call costs: the model call is still most of each image"),
     "9b": (
         "After the same 100,000 images (2 epochs) the bigger seed network has learnt a little more per "
         "image; given more of the same data the default leads (rows 9d and 9e) with an eighth of the "
@@ -66,9 +64,9 @@ LIMITS: dict[str, str] = {
         "rest. A third of ddddocr's peak is about 34 MB, less than the runtime alone"
     ),
     "11b": (
-        "Python's start and importing numpy, Pillow and LiteRT take about 0.15 s before the model loads, "
-        "while ddddocr's whole run (onnxruntime loads quickly) is 0.3-0.55 s on this machine; a third of "
-        "it is about what the interpreter and numpy alone need"
+        "Python's start and importing numpy, Pillow and LiteRT take most of our run before the model "
+        "loads, while ddddocr's whole run (onnxruntime loads quickly) is only a little longer; a third of "
+        "it is less than the interpreter and numpy alone need"
     ),
     "12a": (
         "The misreads are all in the curves family (row 12b), where a thick multi-coloured curve through "
