@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from export.tflite import has_recurrent_layers, unrolled_copy, write_embedded
+from export.tflite import has_recurrent_layers, lowered_copy, unrolled_copy, write_embedded
 from shixin_client._images import preprocess
 from shixin_client._transports.local import int8_path, single_image_path
 from training.model import Preset, build_model
@@ -21,11 +22,15 @@ from training.model import Preset, build_model
 from .conftest import TINY
 
 
-def _ops(flatbuffer: bytes) -> set[str]:
+def _op_counts(flatbuffer: bytes) -> Counter[str]:
     report = io.StringIO()
     with contextlib.redirect_stdout(report):
         tf.lite.experimental.Analyzer.analyze(model_content=flatbuffer)
-    return set(re.findall(r"Op#\d+ (\w+)", report.getvalue()))
+    return Counter(re.findall(r"Op#\d+ (\w+)", report.getvalue()))
+
+
+def _ops(flatbuffer: bytes) -> set[str]:
+    return set(_op_counts(flatbuffer))
 
 
 def test_only_builtin_ops(cli_export: Any) -> None:
@@ -143,3 +148,19 @@ def test_int8_companion_has_int8_weights_and_a_later_float_export_removes_it(
     np.testing.assert_allclose(got, want, atol=0.05)  # an approximation, not the same numbers
     write_embedded(conv, path)
     assert not companion.exists()
+
+
+def test_the_per_step_flatten_becomes_one_reshape(tmp_path: Path, real_files: list[bytes]) -> None:
+    conv = build_model(
+        Preset(conv_filters=(4, 4, 4), projection=16, dropout=0.0, temporal_convs=((8, 3, 1),))
+    )
+    assert any(type(layer).__name__ == "TimeDistributed" for layer in conv.layers)
+    lowered = lowered_copy(conv)
+    assert not any(type(layer).__name__ == "TimeDistributed" for layer in lowered.layers)
+    images = np.stack([preprocess(data) for data in real_files])
+    np.testing.assert_array_equal(lowered(images).numpy(), conv(images).numpy())
+    path = write_embedded(conv, tmp_path / "shixin.tflite")
+    ops = _op_counts(path.read_bytes())
+    steps = conv.output.shape[1]
+    # Unlowered, the wrapper converts to a strided slice and a reshape for each of the 40 steps.
+    assert ops["STRIDED_SLICE"] + ops["RESHAPE"] < steps / 2, ops
