@@ -10,7 +10,6 @@ multiplying the load on a server that is already failing.
 
 from __future__ import annotations
 
-import email.utils
 import random
 import threading
 import time
@@ -45,6 +44,8 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # only servers that send an HTTP date pay for its import
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

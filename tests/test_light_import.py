@@ -55,6 +55,22 @@ def test_plain_import_does_not_load_the_http_libraries() -> None:
     assert not [name for name in modules if name.split(".")[0] in ("urllib3", "httpx", "ai_edge_litert")]
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import shixin_client, shixin_client.cli",
+        "import glob, shixin_client\n"
+        f"image = sorted(glob.glob({str(REPO / 'examples' / 'captchas' / '*.png')!r}))[0]\n"
+        "print(shixin_client.ShixinClient.local(min_confidence=0).recognize(image))",
+    ],
+)
+def test_sync_use_does_not_load_asyncio_or_email(code: str) -> None:
+    """asyncio (with ssl, socket and subprocess) is about a fifth of a cold start and of its
+    memory; only the async client and the network transports need it."""
+    loaded = {name.split(".")[0] for name in loaded_after(code)}
+    assert not loaded & {"asyncio", "email", "ssl"}
+
+
 def test_the_sync_rest_client_does_not_need_requests() -> None:
     """It talks urllib3 directly; requests is no longer a dependency."""
     modules = loaded_after("import shixin_client\nshixin_client.ShixinClient('http://127.0.0.1:1').close()")
