@@ -215,7 +215,7 @@ def test_importing_the_sdk_does_not_import_numpy() -> None:
     assert loaded.stdout.strip() == "False"
 
 
-#: Put first in a child: a base install (``pip install .``: Pillow and urllib3 only) as far as
+#: Put first in a child: a base install (``pip install .``: Pillow, urllib3 and orjson only) as far as
 #: imports go; every optional extra's modules fail as if they were not installed.
 BLOCK_EXTRAS = """
 import sys
@@ -253,7 +253,7 @@ print(json.dumps(out))
 
 
 def test_a_base_install_gets_the_pip_command_for_each_extra() -> None:
-    """``ShixinClient.local()`` and the other optional paths on Pillow + urllib3 alone."""
+    """``ShixinClient.local()`` and the other optional paths on the base install alone."""
     result = subprocess.run(
         [sys.executable, "-c", BLOCK_EXTRAS + ON_A_BASE_INSTALL],
         capture_output=True,

@@ -244,3 +244,26 @@ def test_non_json_error_bodies() -> None:
     assert isinstance(codec.error_from_response(404, html, "http://h"), BadResponseError)
     overloaded = codec.error_from_response(503, b"<html>busy</html>", "http://h", retry_after=1.0)
     assert isinstance(overloaded, ServerUnavailableError) and overloaded.retry_after == 1.0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{\n    "predictions": [[[1.07867766e-16, 7.11475323e-08, 0.99998796, 2.5e-06]\n    ]\n    ]\n}',
+        b'{"outputs": {"softmax": [[0.5, 0.25]], "charset": ["\\u4e2d\\u6587 abc"]}}',
+        b'{"predictions": [18446744073709551615, -9223372036854775808, 0]}',  # uint64 and int64 ends
+        b'{"predictions": [[NaN, -Infinity, 1e-45, 3.4028235e+38]]}',
+        '{"predictions": ["中文"]}'.encode("utf-16"),
+    ],
+)
+def test_responses_read_as_pythons_json_reads_them(body: bytes) -> None:
+    """The fast parser with Python's json behind it: every body gives json.loads' values."""
+    got, want = codec._load(body, "response"), json.loads(body)
+    assert json.dumps(got) == json.dumps(want)
+
+
+def test_a_body_neither_parser_reads_is_a_bad_response() -> None:
+    with pytest.raises(BadResponseError, match="response is not valid JSON"):
+        codec._load(b'{"predictions": [0.5,', "response")
+    with pytest.raises(BadResponseError, match="not valid JSON"):
+        codec._load(b'{"predictions": ["\xff"]}', "response")
