@@ -15,9 +15,9 @@ _FAMILY = (
 
 LIMITS: dict[str, str] = {
     "4a": (
-        "The REST client spends about 1.7x the gRPC client's CPU per call (row 4b): urllib3's Python per "
-        "request, `json.loads` of the 40 x 37 softmax and the exact preprocessing of the picture take most "
-        "of it, which puts the ratio near 1/10 and over it on a slower CPU"
+        "The REST client spends about 1.6x the gRPC client's CPU per call (row 4b): urllib3's Python per "
+        "request, reading the 40 x 37 softmax out of JSON and the exact preprocessing of the picture take "
+        "most of it, which puts the ratio near 1/10"
     ),
     "4b": "The exact preprocessing and the gRPC stack's Python per call are most of the client's CPU",
     "5a": (
@@ -44,9 +44,10 @@ LIMITS: dict[str, str] = {
         "both decoders cost a few microseconds per captcha, under 1% of a recognition"
     ),
     "8a": (
-        "The LiteRT model call is most of each image: profiled on this run's CPU (AMD EPYC, AVX2, no "
-        "AVX-512) it takes about 2.2 ms of the 2.8 ms; PNG decoding, the exact preprocessing and the "
-        "decoders take the rest. A smaller model, or faster int8 kernels on AVX2, would give margin"
+        "The LiteRT model call is most of each image: on this run's CPU (AMD EPYC, AVX2, no AVX-512) the "
+        "int8 and the float model each take about 1.5-1.8 ms per call, so the int8 companion saves nothing "
+        "and the float model's rereads of unsure readings add to it; PNG decoding, the exact preprocessing "
+        "and the decoders take about 0.6 ms. A CPU with fast int8 kernels or a smaller model gives margin"
     ),
     "8b": ("As 8a without most per-call costs: the model call is still most of each image"),
     "9b": (

@@ -49,7 +49,7 @@ def _export_parser() -> argparse.ArgumentParser:
         "--int8",
         action="store_true",
         help="with --tflite: also write <name>-int8.tflite, the model with int8 weights, which the SDK "
-        "runs first (faster on CPUs with AVX-512) and backs with the float model where it is unsure",
+        "runs first (up to 2x faster, CPU-dependent) and backs with the float model where it is unsure",
     )
     parser.add_argument("--charset", default=CHARSET, help="the model's classes in order (default: 0-9a-z)")
     parser.add_argument("--blank-index", type=int, help="CTC blank class (default: last)")

@@ -18,8 +18,8 @@ and needs no companion.
 
 On request a model also gets an int8 companion (:func:`write_int8_tflite`): the same
 graph with its weights stored as int8 (dynamic-range quantization; activations stay
-float). XNNPACK runs it about twice as fast on CPUs with AVX-512 and about as fast on
-AVX2 alone; it is an approximation, so the SDK keeps its answers only where they are
+float). XNNPACK runs it about twice as fast on some CPUs and no faster on others (an
+AVX2-only AMD EPYC); it is an approximation, so the SDK keeps its answers only where they are
 confident and lets the float model read the rest.
 """
 

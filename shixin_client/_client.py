@@ -331,7 +331,7 @@ class _BaseClient:
         double the work. ``threads`` is LiteRT's thread count for batches (default: every
         core, up to 4; one image at a time runs on one thread). ``int8`` runs the model's
         int8 companion first where there is one (the shipped model has): about twice as
-        fast on CPUs with AVX-512 (about as fast on AVX2 alone), with the float model
+        fast on some CPUs (no faster on an AVX2-only AMD EPYC), with the float model
         reading whatever the companion is unsure of, so the strings stay the float
         model's; ``int8=False`` runs only the float model. The other options are the
         constructor's. On the async client each inference runs in a worker thread, off

@@ -55,7 +55,7 @@ SINGLE_IMAGE_THREADS = 1
 #: otherwise the float model answers. On 10,000 validation captchas the int8 model alone read
 #: 14 differently from the float model, each with confidence 0.56 or less; about 7% of readings
 #: fall under 0.9 and are read again, so the strings are the float model's at about 60% of its cost
-#: where int8 runs twice as fast (AVX-512), and at about 107% where it does not (AVX2 alone).
+#: where int8 runs twice as fast, and at about 115% on a CPU where it does not (an AVX2-only EPYC).
 INT8_TRUST = 0.9
 
 
